@@ -1,0 +1,45 @@
+"""The one source of truth for names shared across stages.
+
+Feature names, special tokens and output keys are spelled here once; every other module
+(models, data readers, exporters, pipelines) imports them instead of repeating strings.
+"""
+
+# Encoder inputs: the TF Hub BERT encoder interface.
+INPUT_WORD_IDS = "input_word_ids"
+INPUT_MASK = "input_mask"
+INPUT_TYPE_IDS = "input_type_ids"
+ENCODER_INPUTS = (INPUT_WORD_IDS, INPUT_MASK, INPUT_TYPE_IDS)
+
+# Encoder outputs.
+SEQUENCE_OUTPUT = "sequence_output"
+POOLED_OUTPUT = "pooled_output"
+ENCODER_OUTPUTS = "encoder_outputs"
+
+# Pre-training model inputs, outputs and labels. Label names are Google's TFRecord
+# feature names so that `create_pretraining_data` records feed `fit` unchanged.
+MASKED_LM_POSITIONS = "masked_lm_positions"
+MASKED_LM_IDS = "masked_lm_ids"
+MASKED_LM_WEIGHTS = "masked_lm_weights"
+NEXT_SENTENCE_LABELS = "next_sentence_labels"
+MLM_LOGITS = "mlm_logits"
+NSP_LOGITS = "nsp_logits"
+
+# Span labeling (SQuAD-style QA) outputs.
+START_LOGITS = "start_logits"
+END_LOGITS = "end_logits"
+
+# Token classification: label id of positions that carry no label (padding, special
+# tokens, non-first word pieces). Same value as Hugging Face's convention.
+IGNORE_LABEL_ID = -100
+
+# Special tokens of a BERT WordPiece vocabulary.
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+CLS_TOKEN = "[CLS]"
+SEP_TOKEN = "[SEP]"
+MASK_TOKEN = "[MASK]"
+SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN)
+
+# Files of a pre-trained model directory.
+BERT_CONFIG_FILE = "bert_config.json"
+VOCAB_FILE = "vocab.txt"

@@ -1,0 +1,106 @@
+"""Small shared pieces of the test suite: tiny configs, inputs and NumPy references."""
+
+import math
+
+import numpy as np
+
+from keras_bert_app import names
+from keras_bert_app.config import BertConfig
+
+TINY_VOCAB = 97
+
+
+def tiny_config(**overrides):
+    """A 2-layer, 32-wide BERT that builds and trains in well under a second."""
+    fields = dict(vocab_size=TINY_VOCAB, hidden_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, intermediate_size=64,
+                  max_position_embeddings=64)
+    fields.update(overrides)
+    return BertConfig(**fields)
+
+
+def encoder_batch(batch=3, seq=12, lengths=None, seed=0, vocab=TINY_VOCAB):
+    """Random encoder inputs; `lengths[i]` real tokens in row i, the rest padding."""
+    rng = np.random.default_rng(seed)
+    lengths = lengths or [seq - i for i in range(batch)]
+    ids = rng.integers(1, vocab, size=(batch, seq)).astype("int32")
+    mask = (np.arange(seq)[None, :] < np.array(lengths)[:, None]).astype("int32")
+    types = np.zeros((batch, seq), "int32")
+    for i, n in enumerate(lengths):
+        types[i, n // 2:n] = 1
+    return {names.INPUT_WORD_IDS: ids * mask, names.INPUT_MASK: mask,
+            names.INPUT_TYPE_IDS: types * mask}
+
+
+def np_layer_norm(x, gamma, beta, eps):
+    mean = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def np_gelu_exact(x):
+    erf = np.vectorize(math.erf)
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def np_softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def np_log_softmax(x, axis=-1):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def np_self_attention(x, mask, weights, num_heads):
+    """Reference multi-head attention. `weights`: q/k/v/o kernels and biases."""
+    b, s, h = x.shape
+    d = h // num_heads
+
+    def heads(t):
+        return t.reshape(b, s, num_heads, d).transpose(0, 2, 1, 3)  # [b, n, s, d]
+
+    q = heads(x @ weights["q_kernel"] + weights["q_bias"])
+    k = heads(x @ weights["k_kernel"] + weights["k_bias"])
+    v = heads(x @ weights["v_kernel"] + weights["v_bias"])
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)  # [b, n, s, s]
+    scores = np.where(mask[:, None, None, :] > 0, scores, -1e9)
+    context = np_softmax(scores) @ v  # [b, n, s, d]
+    context = context.transpose(0, 2, 1, 3).reshape(b, s, h)
+    return context @ weights["o_kernel"] + weights["o_bias"]
+
+
+def attention_weights_of(layer):
+    """The kernels and biases of a `BertSelfAttention` as NumPy arrays."""
+    out = {}
+    for short, dense in (("q", layer.query_dense), ("k", layer.key_dense),
+                         ("v", layer.value_dense), ("o", layer.output_dense)):
+        out[f"{short}_kernel"] = np.asarray(dense.kernel)
+        out[f"{short}_bias"] = np.asarray(dense.bias)
+    return out
+
+
+def to_numpy(tree):
+    """Converts a (nested) model output to NumPy on any backend."""
+    from keras import ops
+
+    if isinstance(tree, dict):
+        return {k: to_numpy(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [to_numpy(v) for v in tree]
+    return ops.convert_to_numpy(tree)
+
+
+def assert_trees_equal(expected, actual, atol=0.0):
+    """Asserts two nested dict/list structures of arrays match (exactly by default)."""
+    if isinstance(expected, dict):
+        assert sorted(expected) == sorted(actual)
+        for key in expected:
+            assert_trees_equal(expected[key], actual[key], atol)
+    elif isinstance(expected, (list, tuple)):
+        assert len(expected) == len(actual)
+        for e, a in zip(expected, actual):
+            assert_trees_equal(e, a, atol)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)

@@ -1,0 +1,121 @@
+"""Task models: classifier/regressor, span labeler, token tagger, multiple choice."""
+
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_bert_app import names
+from keras_bert_app.models import (BertClassifier, BertEncoder, BertMultipleChoice,
+                                   BertSpanLabeler, BertTokenClassifier)
+from tests.helpers import encoder_batch, np_log_softmax, tiny_config, to_numpy
+
+
+def make_encoder():
+    keras.utils.set_random_seed(2)
+    return BertEncoder(tiny_config(hidden_dropout_prob=0.0,
+                                   attention_probs_dropout_prob=0.0))
+
+
+def test_classifier_logits_come_from_the_pooled_output():
+    encoder = make_encoder()
+    model = BertClassifier(encoder, num_classes=3)
+    batch = encoder_batch()
+    logits = to_numpy(model(batch))
+    pooled = to_numpy(encoder(batch))[names.POOLED_OUTPUT]
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in model.get_layer("logits").weights)
+    assert logits.shape == (3, 3) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, pooled @ kernel + bias, atol=1e-5)
+
+
+def test_classifier_learns_with_default_loss_and_accuracy():
+    model = BertClassifier(make_encoder(), num_classes=2)
+    model.compile(keras.optimizers.Adam(3e-3))
+    batch = encoder_batch(batch=8, seq=8, lengths=[8] * 8, seed=3)
+    labels = (batch[names.INPUT_WORD_IDS][:, 1] > 48).astype("int32")
+    history = model.fit(batch, labels, epochs=30, verbose=0).history
+    assert history["loss"][-1] < 0.3 * history["loss"][0]
+    assert history["accuracy"][-1] == 1.0
+
+
+def test_one_class_is_regression_with_mean_squared_error():
+    model = BertClassifier(make_encoder(), num_classes=1)
+    model.compile("adam")
+    batch = encoder_batch()
+    scores = np.array([[0.5], [4.0], [2.5]], "float32")
+    prediction = to_numpy(model(batch))
+    result = model.evaluate(batch, scores, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["loss"], ((prediction - scores) ** 2).mean(), rtol=1e-5)
+    assert "mean_absolute_error" in result
+
+
+@pytest.mark.parametrize("num_classes", [0, -1, 2.5, True])
+def test_classifier_rejects_a_bad_class_count(num_classes):
+    with pytest.raises(ValueError, match="num_classes"):
+        BertClassifier(make_encoder(), num_classes=num_classes)
+
+
+def test_task_models_need_a_bert_encoder():
+    with pytest.raises(TypeError, match="BertClassifier needs a BertEncoder"):
+        BertClassifier(keras.layers.Dense(3), num_classes=2)
+
+
+def test_span_labeler_loss_is_the_mean_of_start_and_end_cross_entropy():
+    model = BertSpanLabeler(make_encoder())
+    model.compile("adam")
+    batch = encoder_batch(batch=3, seq=10)
+    out = to_numpy(model(batch))
+    assert out[names.START_LOGITS].shape == (3, 10) == out[names.END_LOGITS].shape
+    starts, ends = np.array([1, 0, 4]), np.array([3, 0, 6])
+    expected = 0.5 * (
+        -np_log_softmax(out[names.START_LOGITS])[np.arange(3), starts].mean()
+        - np_log_softmax(out[names.END_LOGITS])[np.arange(3), ends].mean())
+    result = model.evaluate(batch, {names.START_LOGITS: starts, names.END_LOGITS: ends},
+                            verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["loss"], expected, rtol=1e-5)
+
+
+def test_token_classifier_ignores_unlabelled_positions():
+    model = BertTokenClassifier(make_encoder(), num_classes=5)
+    model.compile("adam")
+    batch = encoder_batch(batch=2, seq=6, lengths=[6, 4])
+    logits = to_numpy(model(batch))
+    assert logits.shape == (2, 6, 5)
+    ignore = names.IGNORE_LABEL_ID
+    labels = np.array([[ignore, 1, 2, ignore, 4, ignore],
+                       [ignore, 3, 0, ignore, ignore, ignore]], "int32")
+    keep = labels != ignore
+    log_probs = np_log_softmax(logits)
+    ce = -np.take_along_axis(log_probs, np.where(keep, labels, 0)[..., None], -1)[..., 0]
+    result = model.evaluate(batch, labels, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["loss"], ce[keep].mean(), rtol=1e-5)
+
+
+def test_multiple_choice_scores_each_choice_with_the_shared_encoder():
+    encoder = make_encoder()
+    model = BertMultipleChoice(encoder)
+    for num_choices in (2, 4):
+        flat = encoder_batch(batch=3 * num_choices, seq=7,
+                             lengths=[7 - i % 3 for i in range(3 * num_choices)])
+        choices = {k: v.reshape(3, num_choices, 7) for k, v in flat.items()}
+        logits = to_numpy(model(choices))
+        assert logits.shape == (3, num_choices)
+        pooled = to_numpy(encoder(flat))[names.POOLED_OUTPUT]
+        kernel, bias = (keras.ops.convert_to_numpy(w)
+                        for w in model.get_layer("choice_score").weights)
+        np.testing.assert_allclose(logits, (pooled @ kernel + bias).reshape(3, num_choices),
+                                   atol=1e-5)
+
+
+def test_multiple_choice_trains():
+    model = BertMultipleChoice(make_encoder())
+    model.compile(keras.optimizers.Adam(3e-3))
+    flat = encoder_batch(batch=12, seq=6, lengths=[6] * 12, seed=9)
+    choices = {k: v.reshape(4, 3, 6) for k, v in flat.items()}
+    history = model.fit(choices, np.array([0, 2, 1, 2]), epochs=30, verbose=0).history
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
