@@ -43,3 +43,7 @@ SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN)
 # Files of a pre-trained model directory.
 BERT_CONFIG_FILE = "bert_config.json"
 VOCAB_FILE = "vocab.txt"
+TEXT_CONFIG_FILE = "text_config.json"
+
+# Preprocessing SavedModel: the input key of its serving signature.
+SERVING_TEXT_INPUT = "text"

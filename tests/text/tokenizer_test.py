@@ -1,0 +1,123 @@
+"""BertTokenizer: behaviour on a small vocabulary, offsets, bad input, graph use."""
+
+import sys
+
+import pytest
+import tensorflow as tf
+
+from keras_bert_app.text.tokenizer import BertTokenizer
+from keras_bert_app.text.vocab import load_vocab, vocab_fingerprint
+from tests.helpers import ragged_to_lists
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "want", "##want", "##ed", "wa",
+         "un", "runn", "##ing", ",", ".", "hello", "world", "!", "cafe", "Hello",
+         "\u535A", "x", "##x"]
+
+
+def pieces(tokenizer, texts):
+    ids = ragged_to_lists(tokenizer.tokenize(tf.constant(texts)))
+    return [[[tokenizer.vocab[i] for i in word] for word in row] for row in ids]
+
+
+@pytest.fixture
+def tokenizer():
+    return BertTokenizer(VOCAB, lower_case=True)
+
+
+def test_google_examples(tokenizer):
+    assert pieces(tokenizer, ["UNwant\u00E9d,running"]) == [
+        [["un", "##want", "##ed"], [","], ["runn", "##ing"]]]
+    # A word with an unmatchable piece is [UNK] whole (cased: "X" is not in VOCAB).
+    cased = BertTokenizer(VOCAB, lower_case=False)
+    assert pieces(cased, ["unwantedX running"]) == [[["[UNK]"], ["runn", "##ing"]]]
+
+
+def test_ids_are_int32_and_grouped_by_word(tokenizer):
+    ids = tokenizer.tokenize(tf.constant(["hello world!", ""]))
+    assert ids.dtype == tf.int32 and ids.shape.rank == 3
+    assert ragged_to_lists(ids) == [[[14], [15], [16]], []]
+
+
+def test_cased_keeps_case_and_accents():
+    cased = BertTokenizer(VOCAB, lower_case=False)
+    assert pieces(cased, ["Hello café"]) == [[["Hello"], ["[UNK]"]]]
+
+
+def test_words_over_200_characters_are_unknown(tokenizer):
+    assert pieces(tokenizer, ["x" * 200]) == [[["x"] + ["##x"] * 199]]
+    assert pieces(tokenizer, ["x" * 201 + " hello"]) == [[["[UNK]"], ["hello"]]]
+    short = BertTokenizer(VOCAB, max_chars_per_word=3)
+    assert pieces(short, ["xxx xxxx"]) == [[["x", "##x", "##x"], ["[UNK]"]]]
+
+
+def test_offsets_point_into_the_original_bytes(tokenizer):
+    text = "Héllo,\u00a0UNwanted  \u535Ax"
+    ids, starts, limits = tokenizer.tokenize_with_offsets(tf.constant([text]))
+    raw = text.encode("utf-8")
+    spans = [[raw[a:b].decode() for a, b in zip(s, l)]
+             for s, l in zip(ragged_to_lists(starts)[0], ragged_to_lists(limits)[0])]
+    assert spans == [["Héllo"], [","], ["UN", "want", "ed"], ["\u535A"], ["x"]]
+    assert ragged_to_lists(ids) == ragged_to_lists(tokenizer.tokenize(tf.constant([text])))
+
+
+def test_offsets_of_a_long_word_cover_it_whole(tokenizer):
+    text = "ok " + "é" * 201
+    _, starts, limits = tokenizer.tokenize_with_offsets(tf.constant([text]))
+    assert ragged_to_lists(starts)[0][1] == [3]
+    assert ragged_to_lists(limits)[0][1] == [len(text.encode("utf-8"))]
+
+
+def test_works_in_tf_function_and_dataset_map(tokenizer):
+    texts = tf.constant(["hello world", "unwanted", "cafe!"])
+    graph = tf.function(tokenizer.tokenize)(texts)
+    mapped = next(iter(tf.data.Dataset.from_tensor_slices(texts).batch(3)
+                       .map(tokenizer.tokenize)))
+    expected = ragged_to_lists(tokenizer.tokenize(texts))
+    assert ragged_to_lists(graph) == expected == ragged_to_lists(mapped)
+
+
+def test_empty_batch_and_scalar_input(tokenizer):
+    empty = tokenizer.tokenize(tf.constant([], tf.string))
+    assert empty.shape[0] == 0 and empty.flat_values.shape[0] == 0
+    assert ragged_to_lists(tokenizer.tokenize(tf.constant("hello"))) == [[[14]]]
+
+
+def test_one_megabyte_string(tokenizer):
+    text = ("hello world, " * 80_000)[:1_000_000]
+    ids = tokenizer.tokenize(tf.constant([text]))
+    assert int(ids.row_lengths()[0]) == 3 * (1_000_000 // 13) + 1
+
+
+def test_non_string_input_is_a_clear_error(tokenizer):
+    with pytest.raises(TypeError, match="takes a string tensor, got int32"):
+        tokenizer.tokenize(tf.constant([1, 2]))
+
+
+def test_missing_special_token_is_a_clear_error(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(t for t in VOCAB if t != "[MASK]") + "\n")
+    with pytest.raises(ValueError, match=r"vocab.txt lacks the special tokens \['\[MASK\]'\]"):
+        BertTokenizer(str(path))
+
+
+def test_special_tokens_dict(tokenizer):
+    special = {k: int(v) for k, v in tokenizer.get_special_tokens_dict().items()}
+    assert special == {"vocab_size": len(VOCAB), "start_of_sequence_id": 2,
+                       "end_of_segment_id": 3, "padding_id": 0, "mask_id": 4}
+
+
+def test_vocab_file_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("[PAD]\nhello\n\nworld\n")
+    with pytest.raises(ValueError, match=r"vocab.txt:3: empty vocabulary line"):
+        load_vocab(str(path))
+    path.write_text("[PAD]\nhello\nworld\nhello\n")
+    with pytest.raises(ValueError, match=r"vocab.txt:4: token 'hello' repeats line 2"):
+        load_vocab(str(path))
+    path.write_text("[PAD]\r\nhello\r\n")
+    assert load_vocab(str(path)) == ["[PAD]", "hello"]
+    assert vocab_fingerprint(["a", "b"]) != vocab_fingerprint(["b", "a"])
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
