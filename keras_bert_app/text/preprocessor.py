@@ -51,7 +51,8 @@ class BertPreprocessor(tf.Module):
             max_chars_per_word=text_config.max_chars_per_word)
 
     def __call__(self, text):
-        return self.bert_pack_inputs([self.tokenize(text)], self.default_seq_length)
+        return self.bert_pack_inputs([self.tokenizer.tokenize_pieces(text)],
+                                     self.default_seq_length)
 
     def tokenize(self, text):
         """Strings `[batch]` → int32 RaggedTensor `[batch, words, pieces]`."""

@@ -1,5 +1,6 @@
 """In-graph BERT tokenizer reproducing Google's `tokenization.py` token for token."""
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
@@ -9,6 +10,8 @@ from keras_bert_app.text.vocab import load_vocab, special_token_ids
 
 # google-research/bert tokenization.py: longer words become [UNK].
 MAX_CHARS_PER_WORD = 200
+# Strings the fast path handles exactly: printable ASCII.
+_ASCII = "[ -~]*"
 
 
 class BertTokenizer(tf.Module):
@@ -25,10 +28,17 @@ class BertTokenizer(tf.Module):
     Works on string tensors of any batch size inside `tf.function` and
     `tf.data.Dataset.map`, and exports in SavedModels.
 
+    Strings of printable ASCII only (most real text) take a fast path through
+    tensorflow-text's `FastBertTokenizer`, which on that alphabet applies exactly
+    Google's rules (ASCII lower-casing, ASCII punctuation, a byte limit equal to the
+    character limit); every other string takes the exact code-point path. The tests
+    check that both paths agree.
+
     Args:
         vocab: path of `vocab.txt` or a list of tokens (id = position).
         lower_case: Google's `do_lower_case`.
         max_chars_per_word: longer words become `[UNK]`.
+        ascii_fast_path: use the fast path for printable-ASCII strings.
 
     Example:
     >>> tokenizer = BertTokenizer("vocab.txt", lower_case=True)
@@ -36,26 +46,51 @@ class BertTokenizer(tf.Module):
     """
 
     def __init__(self, vocab, lower_case=True, max_chars_per_word=MAX_CHARS_PER_WORD,
-                 name=None):
+                 ascii_fast_path=True, name=None):
         super().__init__(name=name)
         source = vocab if isinstance(vocab, str) else "the vocabulary"
-        self.vocab = load_vocab(vocab) if isinstance(vocab, str) else list(vocab)
-        self.special_ids = special_token_ids(self.vocab, source)
+        tokens = load_vocab(vocab) if isinstance(vocab, str) else list(vocab)
+        self._tokens = _TokenList(tokens)
+        self.special_ids = special_token_ids(tokens, source)
         self.lower_case = bool(lower_case)
         self.max_chars_per_word = int(max_chars_per_word)
+        self.ascii_fast_path = bool(ascii_fast_path)
 
         keys, packed, values = unicode_tables.normalization_table(self.lower_case)
         self._normalization = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(keys, packed), default_value=-1)
-        self._normalized_values = tf.constant(values)
-        self._punctuation = tf.constant(unicode_tables.punctuation_codepoints())
-        self._cased = tf.constant(unicode_tables.cased_codepoints())
+        # Variables, not constants: a SavedModel stores a variable once, but a constant
+        # once per traced function that captures it.
+        self._normalized_values = _frozen(values, "normalized_values")
+        self._punctuation = _frozen(unicode_tables.punctuation_codepoints(), "punctuation")
+        self._cased = _frozen(unicode_tables.cased_codepoints(), "cased")
         # A word of at most max_chars_per_word characters has at most 4 bytes each.
         self._wordpiece = tf_text.FastWordpieceTokenizer(
             vocab=self.vocab, suffix_indicator="##",
             max_bytes_per_word=4 * self.max_chars_per_word,
             token_out_type=tf.int32, unknown_token=names.UNK_TOKEN,
             no_pretokenization=True)
+        # The same for its ~1 MB model flatbuffer (tensorflow-text keeps it in `_model`
+        # and passes it to its ops, which read a variable as well as a tensor).
+        self._wordpiece._model = _frozen(self._wordpiece._model, "wordpiece_model")
+        if self.ascii_fast_path:
+            self._ascii = tf_text.FastBertTokenizer(
+                vocab=tokens, suffix_indicator="##",
+                max_bytes_per_word=self.max_chars_per_word, token_out_type=tf.int32,
+                unknown_token=names.UNK_TOKEN,
+                lower_case_nfd_strip_accents=self.lower_case)
+            self._ascii._fast_wordpiece_tokenizer._model = _frozen(
+                self._ascii._fast_wordpiece_tokenizer._model, "ascii_wordpiece_model")
+            self._ascii._fast_bert_normalizer._model = _frozen(
+                self._ascii._fast_bert_normalizer._model, "ascii_normalizer_model")
+            # Which ids continue a word: regroups the fast path's flat pieces by word.
+            self._is_suffix = _frozen(np.array([t.startswith("##") for t in tokens]),
+                                      "is_suffix")
+
+    @property
+    def vocab(self):
+        """The tokens, id = position."""
+        return self._tokens.tokens
 
     @property
     def vocab_size(self):
@@ -74,8 +109,16 @@ class BertTokenizer(tf.Module):
 
     def tokenize(self, text):
         """Strings `[batch]` → int32 ids, RaggedTensor `[batch, words, pieces]`."""
-        words = self._words(text)
-        return self._wordpieces(words, with_offsets=False)
+        return self._dispatch(
+            text, lambda t: self._ascii_words(self._ascii.tokenize(t)),
+            lambda t: self._wordpieces(self._words(t), with_offsets=False))
+
+    def tokenize_pieces(self, text):
+        """Strings `[batch]` → int32 ids, RaggedTensor `[batch, pieces]` (no word
+        grouping; what packing needs)."""
+        return self._dispatch(
+            text, self._ascii.tokenize if self.ascii_fast_path else None,
+            lambda t: self._wordpieces(self._words(t), with_offsets=False).merge_dims(1, 2))
 
     def split_words(self, text):
         """Strings `[batch]` → normalised words, a string RaggedTensor `[batch, words]`.
@@ -83,7 +126,7 @@ class BertTokenizer(tf.Module):
         The BasicTokenizer half: what WordPiece then splits (and what a vocabulary is
         learned from).
         """
-        words = self._words(text)
+        words = self._words(_check_strings(text))
         return tf.RaggedTensor.from_value_rowids(
             tf.strings.unicode_encode(words["chars"], "UTF-8"), words["word_rows"],
             nrows=words["batch_size"])
@@ -95,17 +138,44 @@ class BertTokenizer(tf.Module):
         `text[starts:limits]` of the original bytes (a piece of a lower-cased or
         accent-stripped character covers that whole character).
         """
-        words = self._words(text)
+        words = self._words(_check_strings(text))
         return self._wordpieces(words, with_offsets=True)
 
     # ------------------------------------------------------------------ internals
 
+    def _dispatch(self, text, ascii_fn, exact_fn):
+        """Printable-ASCII rows through `ascii_fn`, the others through `exact_fn`, in
+        the original row order. An all-ASCII batch skips the exact path entirely."""
+        text = _check_strings(text)
+        if not self.ascii_fast_path:
+            return exact_fn(text)
+
+        def mixed():
+            is_ascii = tf.strings.regex_full_match(text, _ASCII)
+            ascii_rows = tf.where(is_ascii)[:, 0]
+            other_rows = tf.where(tf.logical_not(is_ascii))[:, 0]
+            merged = tf.concat([ascii_fn(tf.gather(text, ascii_rows)),
+                                exact_fn(tf.gather(text, other_rows))], axis=0)
+            order = tf.argsort(tf.concat([ascii_rows, other_rows], axis=0))
+            return tf.gather(merged, order)
+
+        # One regex over the joined batch is much cheaper than one per row.
+        all_ascii = tf.strings.regex_full_match(tf.strings.reduce_join(text), _ASCII)
+        return tf.cond(all_ascii, lambda: ascii_fn(text), mixed)
+
+    def _ascii_words(self, pieces):
+        """Flat pieces `[batch, pieces]` → `[batch, words, pieces]`: a piece that is not
+        a `##` continuation starts a word (on ASCII text a first piece never is one)."""
+        flat = pieces.flat_values
+        starts = tf.logical_not(tf.gather(self._is_suffix, flat))
+        word_of_piece = tf.cumsum(tf.cast(starts, tf.int64)) - 1
+        words = tf.RaggedTensor.from_value_rowids(
+            flat, word_of_piece, nrows=tf.reduce_sum(tf.cast(starts, tf.int64)))
+        word_rows = tf.boolean_mask(pieces.value_rowids(), starts)
+        return tf.RaggedTensor.from_value_rowids(words, word_rows, nrows=pieces.nrows())
+
     def _words(self, text):
-        text = tf.convert_to_tensor(text)
-        if text.dtype != tf.string:
-            raise TypeError(f"BertTokenizer takes a string tensor, got {text.dtype.name}.")
-        if text.shape.rank != 1:
-            text = tf.reshape(text, [-1])
+        text = _check_strings(text)
         # Undecodable bytes become U+FFFD, which the tables delete (Google's code
         # decodes with errors="ignore").
         chars, char_starts = tf.strings.unicode_decode_with_offsets(
@@ -209,6 +279,28 @@ class BertTokenizer(tf.Module):
         final = tf.logical_and(tf.equal(cps, unicode_tables.CAPITAL_SIGMA),
                                tf.logical_and(before, tf.logical_not(after)))
         return tf.where(final, unicode_tables.FINAL_SIGMA, cps)
+
+
+def _check_strings(text):
+    """A string tensor as a vector `[batch]`; a clear error for another dtype."""
+    text = tf.convert_to_tensor(text)
+    if text.dtype != tf.string:
+        raise TypeError(f"BertTokenizer takes a string tensor, got {text.dtype.name}.")
+    if text.shape.rank != 1:
+        text = tf.reshape(text, [-1])
+    return text
+
+
+class _TokenList:
+    """Holds the token list outside tf.Module's tracking, which would otherwise wrap
+    and walk its ~30k strings at every save (adding ~15 s to an export)."""
+
+    def __init__(self, tokens):
+        self.tokens = tokens
+
+
+def _frozen(value, name):
+    return tf.Variable(value, trainable=False, name=name)
 
 
 def _utf8_length(cps):

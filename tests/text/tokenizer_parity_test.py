@@ -107,14 +107,16 @@ def vocab_file():
 
 
 @pytest.mark.parametrize("lower_case", [True, False])
-def test_agrees_on_every_line_of_the_shared_data(vocab_file, lower_case):
+@pytest.mark.parametrize("ascii_fast_path", [True, False])
+def test_agrees_on_every_line_of_the_shared_data(vocab_file, lower_case, ascii_fast_path):
     texts = shared_texts(require_shared_data())
     assert len(texts) > 40_000
-    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case)
+    tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
+                              ascii_fast_path=ascii_fast_path)
     reference = ref.FullTokenizer(vocab_file, do_lower_case=lower_case)
     mismatches = compare(tokenizer, reference, texts)
-    print(f"\nlower_case={lower_case}: {len(texts) - len(mismatches)}/{len(texts)} "
-          "texts agree")
+    print(f"\nlower_case={lower_case}, ascii_fast_path={ascii_fast_path}: "
+          f"{len(texts) - len(mismatches)}/{len(texts)} texts agree")
     assert mismatches == []
 
 

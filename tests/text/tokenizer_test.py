@@ -2,6 +2,7 @@
 
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -86,6 +87,24 @@ def test_one_megabyte_string(tokenizer):
     text = ("hello world, " * 80_000)[:1_000_000]
     ids = tokenizer.tokenize(tf.constant([text]))
     assert int(ids.row_lengths()[0]) == 3 * (1_000_000 // 13) + 1
+
+
+@pytest.mark.parametrize("lower_case", [True, False])
+def test_ascii_fast_path_equals_the_exact_path(lower_case):
+    # Random printable ASCII: letters of both cases, digits, every punctuation mark,
+    # runs of spaces, words around the 200-character limit; in mixed batches too.
+    rng = np.random.default_rng(7)
+    alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
+                    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~     ")
+    texts = ["".join(rng.choice(alphabet, size=rng.integers(0, 120))) for _ in range(400)]
+    texts += ["x" * 199 + " " + "X" * 200, "y" * 201, "[MASK] [UNK] ##x", "want ed"]
+    texts += ["mixed batch: naïve", "\u535A unwanted"]  # non-ASCII rows in the batch
+    fast = BertTokenizer(VOCAB, lower_case=lower_case)
+    exact = BertTokenizer(VOCAB, lower_case=lower_case, ascii_fast_path=False)
+    batch = tf.constant(texts)
+    assert ragged_to_lists(fast.tokenize(batch)) == ragged_to_lists(exact.tokenize(batch))
+    assert (fast.tokenize_pieces(batch).to_list()
+            == exact.tokenize_pieces(batch).to_list())
 
 
 def test_non_string_input_is_a_clear_error(tokenizer):
