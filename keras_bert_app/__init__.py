@@ -6,6 +6,7 @@ from keras_bert_app import layers
 from keras_bert_app import models
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
+from keras_bert_app.model_dir import load_encoder, load_pretrainer
 
 __version__ = "0.1.0"
 
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "text": ("keras_bert_app.text", None),
     "export": ("keras_bert_app.export", None),
+    "checkpoints": ("keras_bert_app.checkpoints", None),
     "load_preprocessor": ("keras_bert_app.text.preprocessor", "load_preprocessor"),
 }
 

@@ -44,6 +44,7 @@ SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN)
 BERT_CONFIG_FILE = "bert_config.json"
 VOCAB_FILE = "vocab.txt"
 TEXT_CONFIG_FILE = "text_config.json"
+WEIGHTS_FILE = "model.weights.h5"  # a BertPretrainer's weights (encoder + heads)
 
 # Preprocessing SavedModel: the input key of its serving signature.
 SERVING_TEXT_INPUT = "text"

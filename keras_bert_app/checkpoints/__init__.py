@@ -1,0 +1,4 @@
+"""Importers for Hugging Face and original Google TF1 BERT checkpoints."""
+
+from keras_bert_app.checkpoints.convert import SOURCE_FORMATS, convert_checkpoint
+from keras_bert_app.checkpoints.importer import ImportReport

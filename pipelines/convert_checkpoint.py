@@ -1,0 +1,33 @@
+"""Converts an existing BERT checkpoint into a pre-trained model directory.
+
+    python -m pipelines.convert_checkpoint --source_format=hf \
+        --input_path=HF_DIR --output_dir=MODEL_DIR
+    python -m pipelines.convert_checkpoint --source_format=tf1 \
+        --input_path=uncased_L-12_H-768_A-12 --do_lower_case=true --output_dir=MODEL_DIR
+"""
+
+from absl import app, flags
+
+from keras_bert_app.checkpoints import SOURCE_FORMATS, convert_checkpoint
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("source_format", None, list(SOURCE_FORMATS),
+                  "hf: a Hugging Face BERT directory; tf1: Google's bert_model.ckpt release.")
+flags.DEFINE_string("input_path", None, "The source directory (or TF1 checkpoint prefix).")
+flags.DEFINE_string("output_dir", None, "The model directory to write.")
+flags.DEFINE_bool("do_lower_case", None,
+                  "Casing of the vocabulary; required for tf1, read from "
+                  "tokenizer_config.json for hf.")
+flags.mark_flags_as_required(["source_format", "input_path", "output_dir"])
+
+
+def main(argv):
+    del argv
+    report = convert_checkpoint(FLAGS.source_format, FLAGS.input_path, FLAGS.output_dir,
+                                do_lower_case=FLAGS.do_lower_case)
+    print(report.format())
+    print(f"Wrote the model directory {FLAGS.output_dir}")
+
+
+if __name__ == "__main__":
+    app.run(main)
