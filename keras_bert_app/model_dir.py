@@ -9,6 +9,16 @@ from keras_bert_app.config import BertConfig
 from keras_bert_app.models import BertEncoder, BertPretrainer
 
 
+def model_dir_files(model_dir, *file_names):
+    """Paths of `file_names` in `model_dir`; an error naming the first one missing."""
+    paths = [os.path.join(os.fspath(model_dir), name) for name in file_names]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{model_dir} is not a pre-trained model directory: "
+                                    f"{os.path.basename(path)} is missing.")
+    return paths
+
+
 def save_model_dir(output_dir, pretrainer, vocab_file, text_config):
     """Writes a pre-trained model directory."""
     os.makedirs(output_dir, exist_ok=True)
@@ -23,13 +33,8 @@ def save_model_dir(output_dir, pretrainer, vocab_file, text_config):
 
 def load_pretrainer(model_dir, dtype=None):
     """The `BertPretrainer` (encoder + MLM and NSP heads) saved in `model_dir`."""
-    model_dir = os.fspath(model_dir)
-    config_file = os.path.join(model_dir, names.BERT_CONFIG_FILE)
-    weights_file = os.path.join(model_dir, names.WEIGHTS_FILE)
-    for path in (config_file, weights_file):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{model_dir} is not a pre-trained model directory: "
-                                    f"{os.path.basename(path)} is missing.")
+    config_file, weights_file = model_dir_files(model_dir, names.BERT_CONFIG_FILE,
+                                                names.WEIGHTS_FILE)
     pretrainer = BertPretrainer(BertEncoder(BertConfig.from_json_file(config_file),
                                             dtype=dtype))
     pretrainer.load_weights(weights_file)

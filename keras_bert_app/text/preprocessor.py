@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
+from keras_bert_app.model_dir import model_dir_files
 from keras_bert_app.text.packing import TRUNCATION_STRATEGIES, pack_inputs
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.tokenizer import BertTokenizer
@@ -78,13 +79,8 @@ def load_preprocessor(model_dir, seq_length=128, truncation="round_robin"):
     they belong together and that `seq_length` fits the model's position table
     (`bert_config.json`, when present).
     """
-    model_dir = os.fspath(model_dir)
-    vocab_file = os.path.join(model_dir, names.VOCAB_FILE)
-    text_config_file = os.path.join(model_dir, names.TEXT_CONFIG_FILE)
-    for path in (vocab_file, text_config_file):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{model_dir} is not a pre-trained model directory: "
-                                    f"{os.path.basename(path)} is missing.")
+    vocab_file, text_config_file = model_dir_files(model_dir, names.VOCAB_FILE,
+                                                   names.TEXT_CONFIG_FILE)
     bert_config_file = os.path.join(model_dir, names.BERT_CONFIG_FILE)
     if os.path.isfile(bert_config_file):
         BertConfig.from_json_file(bert_config_file).validate_sequence_length(seq_length)
