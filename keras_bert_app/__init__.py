@@ -16,6 +16,7 @@ _LAZY = {
     "text": ("keras_bert_app.text", None),
     "export": ("keras_bert_app.export", None),
     "checkpoints": ("keras_bert_app.checkpoints", None),
+    "data": ("keras_bert_app.data", None),
     "load_preprocessor": ("keras_bert_app.text.preprocessor", "load_preprocessor"),
 }
 

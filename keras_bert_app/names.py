@@ -24,6 +24,16 @@ NEXT_SENTENCE_LABELS = "next_sentence_labels"
 MLM_LOGITS = "mlm_logits"
 NSP_LOGITS = "nsp_logits"
 
+# Google's TFRecord feature names of pre-training instances (create_pretraining_data.py)
+# and the encoder inputs they feed.
+RECORD_INPUT_IDS = "input_ids"
+RECORD_INPUT_MASK = "input_mask"
+RECORD_SEGMENT_IDS = "segment_ids"
+RECORD_TO_ENCODER_INPUT = {RECORD_INPUT_IDS: INPUT_WORD_IDS, RECORD_INPUT_MASK: INPUT_MASK,
+                           RECORD_SEGMENT_IDS: INPUT_TYPE_IDS}
+PRETRAINING_METADATA_FILE = "pretraining_metadata.json"
+SENTENCE_PREDICTION_MODES = ("nsp", "sop", "none")
+
 # Span labeling (SQuAD-style QA) outputs.
 START_LOGITS = "start_logits"
 END_LOGITS = "end_logits"

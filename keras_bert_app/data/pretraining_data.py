@@ -1,0 +1,165 @@
+"""`create_pretraining_data`: text files → masked-LM/NSP TFRecords + metadata."""
+
+import dataclasses
+import json
+import os
+import random
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_bert_app import names
+from keras_bert_app.data.instances import InstanceMaker, InstanceSettings
+from keras_bert_app.text.text_config import TextConfig
+from keras_bert_app.text.tokenizer import BertTokenizer
+
+_TOKENIZE_BATCH = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainingDataConfig:
+    """Google's `create_pretraining_data.py` flags (and its defaults)."""
+
+    input_files: tuple
+    output_files: tuple
+    vocab_file: str
+    do_lower_case: bool = True
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    dupe_factor: int = 10
+    short_seq_prob: float = 0.1
+    random_seed: int = 12345
+    do_whole_word_mask: bool = False
+    sentence_prediction: str = "nsp"
+
+    def __post_init__(self):
+        if self.sentence_prediction not in names.SENTENCE_PREDICTION_MODES:
+            raise ValueError(f"sentence_prediction={self.sentence_prediction!r}; expected "
+                             f"one of {list(names.SENTENCE_PREDICTION_MODES)}.")
+        if self.max_seq_length < 5:
+            raise ValueError(f"max_seq_length={self.max_seq_length} is too short for "
+                             "[CLS] A [SEP] B [SEP].")
+        if not 0 < self.masked_lm_prob < 1:
+            raise ValueError(f"masked_lm_prob={self.masked_lm_prob} must be in (0, 1).")
+        if self.max_predictions_per_seq < 1 or self.dupe_factor < 1:
+            raise ValueError("max_predictions_per_seq and dupe_factor must be positive.")
+        if not self.input_files or not self.output_files:
+            raise ValueError("Give at least one input file and one output file.")
+
+
+def read_documents(input_files, tokenizer):
+    """Documents as lists of sentences of token ids: one sentence per line, a blank
+    line between documents (Google's input format)."""
+    tokenize = tf.function(tokenizer.tokenize_pieces, autograph=False)
+    documents, lines = [[]], []
+
+    def flush():
+        if not lines:
+            return
+        for start in range(0, len(lines), _TOKENIZE_BATCH):
+            ids = tokenize(tf.constant([l for l in lines[start:start + _TOKENIZE_BATCH]
+                                        if l is not None]))
+            flat, splits = ids.flat_values.numpy().tolist(), ids.row_splits.numpy()
+            rows = iter(flat[a:b] for a, b in zip(splits[:-1], splits[1:]))
+            for line in lines[start:start + _TOKENIZE_BATCH]:
+                if line is None:
+                    documents.append([])
+                else:
+                    sentence = next(rows)
+                    if sentence:
+                        documents[-1].append(sentence)
+        lines.clear()
+
+    for path in input_files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Input file {path} does not exist.")
+        with open(path, "rb") as f:
+            for raw in f:
+                line = raw.decode("utf-8", "ignore").strip()
+                lines.append(line if line else None)  # None: a document boundary
+                if len(lines) >= _TOKENIZE_BATCH:
+                    flush()
+        lines.append(None)  # files never share a document
+        flush()
+    return [d for d in documents if d]
+
+
+def create_pretraining_data(config, verbose=1):
+    """Writes the TFRecords of `config.output_files` and their metadata file.
+
+    Deterministic for `config.random_seed`. Returns the metadata dict.
+    """
+    text_config = TextConfig.for_vocab(config.vocab_file, config.do_lower_case)
+    tokenizer = BertTokenizer(config.vocab_file, lower_case=config.do_lower_case)
+    documents = read_documents(config.input_files, tokenizer)
+    if not documents:
+        raise ValueError(f"No text in {list(config.input_files)}.")
+    rng = random.Random(config.random_seed)
+    rng.shuffle(documents)
+    ids = tokenizer.special_ids
+    maker = InstanceMaker(
+        InstanceSettings(config.max_seq_length, config.max_predictions_per_seq,
+                         config.masked_lm_prob, config.short_seq_prob,
+                         config.do_whole_word_mask, config.sentence_prediction),
+        cls_id=ids[names.CLS_TOKEN], sep_id=ids[names.SEP_TOKEN],
+        mask_id=ids[names.MASK_TOKEN],
+        is_suffix=[t.startswith("##") for t in tokenizer.vocab],
+        vocab_size=tokenizer.vocab_size, rng=rng)
+    progress = keras.utils.Progbar(config.dupe_factor * len(documents), verbose=verbose,
+                                   unit_name="document")
+    instances = []
+    for _ in range(config.dupe_factor):
+        for index in range(len(documents)):
+            instances.extend(maker.from_document(documents, index))
+            progress.add(1)
+    rng.shuffle(instances)
+    _write(instances, config)
+
+    metadata = {
+        "vocab_sha256": text_config.vocab_sha256, "vocab_size": tokenizer.vocab_size,
+        "do_lower_case": config.do_lower_case, "max_seq_length": config.max_seq_length,
+        "max_predictions_per_seq": config.max_predictions_per_seq,
+        "masked_lm_prob": config.masked_lm_prob,
+        "do_whole_word_mask": config.do_whole_word_mask,
+        "sentence_prediction": config.sentence_prediction,
+        "dupe_factor": config.dupe_factor, "short_seq_prob": config.short_seq_prob,
+        "random_seed": config.random_seed, "num_instances": len(instances),
+        "num_documents": len(documents),
+        "files": [os.path.basename(f) for f in config.output_files],
+    }
+    directories = {os.path.dirname(os.path.abspath(f)) for f in config.output_files}
+    for directory in directories:
+        with open(os.path.join(directory, names.PRETRAINING_METADATA_FILE), "w") as f:
+            json.dump(metadata, f, indent=2, sort_keys=True)
+            f.write("\n")
+    return metadata
+
+
+def _write(instances, config):
+    for path in config.output_files:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    writers = [tf.io.TFRecordWriter(path) for path in config.output_files]
+    seq, predictions = config.max_seq_length, config.max_predictions_per_seq
+    for number, instance in enumerate(instances):
+        length, masked = len(instance.tokens), len(instance.masked_lm_positions)
+        features = {
+            names.RECORD_INPUT_IDS: _ints(instance.tokens + [0] * (seq - length)),
+            names.RECORD_INPUT_MASK: _ints([1] * length + [0] * (seq - length)),
+            names.RECORD_SEGMENT_IDS: _ints(instance.segment_ids + [0] * (seq - length)),
+            names.MASKED_LM_POSITIONS: _ints(instance.masked_lm_positions
+                                             + [0] * (predictions - masked)),
+            names.MASKED_LM_IDS: _ints(instance.masked_lm_ids + [0] * (predictions - masked)),
+            names.MASKED_LM_WEIGHTS: tf.train.Feature(float_list=tf.train.FloatList(
+                value=[1.0] * masked + [0.0] * (predictions - masked))),
+            names.NEXT_SENTENCE_LABELS: _ints([instance.next_sentence_label]),
+        }
+        example = tf.train.Example(features=tf.train.Features(feature=features))
+        writers[number % len(writers)].write(example.SerializeToString())
+    for writer in writers:
+        writer.close()
+
+
+def _ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values, np.int64)))
