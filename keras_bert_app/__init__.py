@@ -5,6 +5,7 @@ import importlib
 from keras_bert_app import layers
 from keras_bert_app import models
 from keras_bert_app import names
+from keras_bert_app import training
 from keras_bert_app.config import BertConfig
 from keras_bert_app.model_dir import load_encoder, load_pretrainer
 

@@ -21,6 +21,7 @@ else
 fi
 
 for backend in jax torch; do
-  echo "== pytest tests/layers tests/models (KERAS_BACKEND=$backend)"
-  KERAS_BACKEND=$backend "$py" -m pytest -q tests/config_test.py tests/layers tests/models
+  echo "== pytest config, layers, models, training (KERAS_BACKEND=$backend)"
+  KERAS_BACKEND=$backend "$py" -m pytest -q tests/config_test.py tests/layers tests/models \
+    tests/training
 done

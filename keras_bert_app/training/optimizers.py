@@ -1,0 +1,70 @@
+"""BERT's optimizer: AdamW (or LAMB), linear warmup then linear decay, clipping."""
+
+import keras
+from keras import ops
+
+OPTIMIZERS = ("adamw", "lamb")
+# Variable names exempt from weight decay. Keras matches `variable.name`; in these
+# models only LayerNorm weights are called gamma/beta (Google: "LayerNorm", "bias").
+NO_WEIGHT_DECAY = ("gamma", "beta", "bias")
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_app")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Google BERT's schedule: linear warmup to `peak_learning_rate` over
+    `num_warmup_steps`, and linear decay from the peak at step 0 to
+    `end_learning_rate` at `num_train_steps` (the decay counts from step 0, as in
+    Google's `optimization.py`).
+
+    Example:
+    >>> schedule = WarmupLinearDecay(1e-4, num_train_steps=10000, num_warmup_steps=100)
+    """
+
+    def __init__(self, peak_learning_rate, num_train_steps, num_warmup_steps=0,
+                 end_learning_rate=0.0):
+        if num_train_steps <= 0 or num_warmup_steps < 0:
+            raise ValueError(f"num_train_steps={num_train_steps} must be positive and "
+                             f"num_warmup_steps={num_warmup_steps} not negative.")
+        self.peak_learning_rate = peak_learning_rate
+        self.num_train_steps = num_train_steps
+        self.num_warmup_steps = num_warmup_steps
+        self.end_learning_rate = end_learning_rate
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        done = ops.minimum(step, float(self.num_train_steps)) / float(self.num_train_steps)
+        decayed = (self.peak_learning_rate - self.end_learning_rate) * (1.0 - done) \
+            + self.end_learning_rate
+        if not self.num_warmup_steps:
+            return decayed
+        warmup = self.peak_learning_rate * step / float(self.num_warmup_steps)
+        return ops.where(step < self.num_warmup_steps, warmup, decayed)
+
+    def get_config(self):
+        return {"peak_learning_rate": self.peak_learning_rate,
+                "num_train_steps": self.num_train_steps,
+                "num_warmup_steps": self.num_warmup_steps,
+                "end_learning_rate": self.end_learning_rate}
+
+
+def create_optimizer(learning_rate, num_train_steps, num_warmup_steps=0,
+                     optimizer="adamw", weight_decay=0.01, global_clipnorm=1.0,
+                     beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+                     gradient_accumulation_steps=None):
+    """The optimizer of BERT pre-training and fine-tuning.
+
+    AdamW (or LAMB) on a `WarmupLinearDecay` schedule; decoupled weight decay on every
+    weight except LayerNorm and biases; gradients clipped to global norm
+    `global_clipnorm`; optional gradient accumulation over
+    `gradient_accumulation_steps` batches (the schedule then advances once per
+    accumulated update).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {optimizer!r}; expected one of {list(OPTIMIZERS)}.")
+    schedule = WarmupLinearDecay(learning_rate, num_train_steps, num_warmup_steps)
+    cls = keras.optimizers.AdamW if optimizer == "adamw" else keras.optimizers.Lamb
+    result = cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=beta_1,
+                 beta_2=beta_2, epsilon=epsilon, global_clipnorm=global_clipnorm,
+                 gradient_accumulation_steps=gradient_accumulation_steps)
+    result.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+    return result
