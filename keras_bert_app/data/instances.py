@@ -34,7 +34,7 @@ class InstanceMaker:
 
     Args:
         settings: `InstanceSettings`.
-        special_ids: ids of `[CLS]`, `[SEP]`, `[MASK]` (dict keyed by token).
+        cls_id, sep_id, mask_id: ids of `[CLS]`, `[SEP]`, `[MASK]`.
         is_suffix: per id, whether the token is a `##` continuation.
         vocab_size: random replacements draw from all ids, as Google's code does.
         rng: a `random.Random`.

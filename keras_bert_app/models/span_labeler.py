@@ -1,7 +1,6 @@
 """`BertSpanLabeler`: start/end logits for extractive (SQuAD-style) QA."""
 
 import keras
-from keras import ops
 
 from keras_bert_app import names
 from keras_bert_app.models.encoder import encoder_inputs

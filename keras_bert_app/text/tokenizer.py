@@ -117,7 +117,7 @@ class BertTokenizer(tf.Module):
         """Strings `[batch]` → int32 ids, RaggedTensor `[batch, pieces]` (no word
         grouping; what packing needs)."""
         return self._dispatch(
-            text, self._ascii.tokenize if self.ascii_fast_path else None,
+            text, lambda t: self._ascii.tokenize(t),
             lambda t: self._wordpieces(self._words(t), with_offsets=False).merge_dims(1, 2))
 
     def split_words(self, text):

@@ -24,7 +24,7 @@ import tensorflow as tf
 import keras_bert_app as kba
 from keras_bert_app import names
 from keras_bert_app.checkpoints import convert_checkpoint, importer
-from tests.helpers import require_minilm, require_shared_data
+from tests.helpers import assert_trees_equal, require_minilm, require_shared_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -65,6 +65,13 @@ def encode(model_dir, sentences, seq_length=128):
     outputs = kba.load_encoder(model_dir)(inputs)
     return ({k: v.numpy() for k, v in inputs.items()},
             {k: np.asarray(outputs[k]) for k in (names.SEQUENCE_OUTPUT, names.POOLED_OUTPUT)})
+
+
+def assert_same_outputs(model_dir, other_model_dir, sentences):
+    """Bit-identical encoder outputs of two model directories on `sentences`."""
+    _, expected = encode(str(model_dir), sentences)
+    _, actual = encode(str(other_model_dir), sentences)
+    assert_trees_equal(expected, actual)
 
 
 def test_report_names_what_was_loaded_and_what_was_missing(converted):
@@ -186,11 +193,7 @@ def test_google_tf1_checkpoint_converts_to_identical_outputs(converted, minilm, 
     assert "missing from the source (initialised): 0" in report
     assert "bert/pooler/dense/bias/adam_m" in report and "global_step" in report
 
-    sentences = real_sentences(16)
-    _, from_hf = encode(str(converted[0]), sentences)
-    _, from_tf1 = encode(str(tmp_path / "model"), sentences)
-    for key in from_hf:
-        np.testing.assert_array_equal(from_tf1[key], from_hf[key])
+    assert_same_outputs(converted[0], tmp_path / "model", real_sentences(16))
     pretrainer = kba.load_pretrainer(str(tmp_path / "model"))
     np.testing.assert_array_equal(np.asarray(pretrainer.nsp_head.kernel),
                                   google["cls/seq_relationship/output_weights"].T)
@@ -231,11 +234,7 @@ def test_hugging_face_for_pretraining_keys_and_old_layer_norm_names(converted, m
     assert "missing from the source (initialised): 0" in report
     assert "not used from the source: 1\n    unexpected.extra" in report
     assert "cls.predictions.decoder.weight" in report  # tied copy, skipped
-    sentences = real_sentences(8)
-    _, expected = encode(str(converted[0]), sentences)
-    _, actual = encode(str(tmp_path / "model"), sentences)
-    for key in expected:
-        np.testing.assert_array_equal(actual[key], expected[key])
+    assert_same_outputs(converted[0], tmp_path / "model", real_sentences(8))
     pretrainer = kba.load_pretrainer(str(tmp_path / "model"))
     np.testing.assert_array_equal(np.asarray(pretrainer.mlm_head.transform_dense.kernel),
                                   renamed["cls.predictions.transform.dense.weight"].T)

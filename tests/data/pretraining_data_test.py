@@ -9,7 +9,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
