@@ -28,7 +28,16 @@ def save_model_dir(output_dir, pretrainer, vocab_file, text_config):
         shutil.copyfile(vocab_file, target_vocab)
     text_config.check_vocab(target_vocab)
     text_config.to_json_file(os.path.join(output_dir, names.TEXT_CONFIG_FILE))
-    pretrainer.save_weights(os.path.join(output_dir, names.WEIGHTS_FILE))
+    if pretrainer.optimizer is not None or pretrainer.dtype_policy.name != "float32":
+        # A model directory holds float32 weights only, whatever the training run
+        # used: a plain copy drops the optimizer state and the mixed-precision policy.
+        copy = BertPretrainer(BertEncoder(pretrainer.encoder.config),
+                              next_sentence_prediction=pretrainer.next_sentence_prediction)
+        copy.set_weights(pretrainer.get_weights())
+        pretrainer = copy
+    partial = os.path.join(output_dir, ".partial." + names.WEIGHTS_FILE)
+    pretrainer.save_weights(partial)
+    os.replace(partial, os.path.join(output_dir, names.WEIGHTS_FILE))
 
 
 def load_pretrainer(model_dir, dtype=None):
@@ -36,9 +45,20 @@ def load_pretrainer(model_dir, dtype=None):
     config_file, weights_file = model_dir_files(model_dir, names.BERT_CONFIG_FILE,
                                                 names.WEIGHTS_FILE)
     pretrainer = BertPretrainer(BertEncoder(BertConfig.from_json_file(config_file),
-                                            dtype=dtype))
+                                            dtype=dtype),
+                                next_sentence_prediction=_has_nsp_head(weights_file))
     pretrainer.load_weights(weights_file)
     return pretrainer
+
+
+def _has_nsp_head(weights_file):
+    """Whether the saved pretrainer had the NSP/SOP head (masked-LM-only runs have
+    none). Keras names the head's group after its class: `dense` is the only Dense
+    layer directly inside a BertPretrainer."""
+    import h5py
+
+    with h5py.File(weights_file, "r") as f:
+        return "dense" in f.get("layers", {})
 
 
 def load_encoder(model_dir, dtype=None):

@@ -1,6 +1,7 @@
 """Small shared pieces of the test suite: tiny configs, inputs and NumPy references."""
 
 import math
+import os
 
 import numpy as np
 
@@ -132,6 +133,26 @@ def minilm_model_dir():
         return None
     path = os.path.join(spec.submodule_search_locations[0], "model")
     return path if os.path.isdir(path) else None
+
+
+# 927 pieces learned from tinyshakespeare by pipelines.build_vocab (uncased).
+SHAKESPEARE_VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata",
+                                 "shakespeare_vocab.txt")
+
+
+def write_shakespeare_corpus(path, num_lines=2000, document_lines=100):
+    """Writes the first `num_lines` non-blank lines of tinyshakespeare in Google's
+    pre-training format (a blank line every `document_lines` lines); skips the test
+    when ../shared/data is absent. Returns `path`."""
+    import os
+
+    source = os.path.join(require_shared_data(), "corpus", "tinyshakespeare.txt")
+    with open(source, encoding="utf-8") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()][:num_lines]
+    with open(path, "w", encoding="utf-8") as f:
+        for start in range(0, len(lines), document_lines):
+            f.write("\n".join(lines[start:start + document_lines]) + "\n\n")
+    return path
 
 
 def require_shared_data():

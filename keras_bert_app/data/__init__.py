@@ -3,3 +3,5 @@
 from keras_bert_app.data.pretraining_data import (PretrainingDataConfig,
                                                   create_pretraining_data)
 from keras_bert_app.data.pretraining_dataset import pretraining_dataset, read_metadata
+from keras_bert_app.data.masking import DynamicMasker, MaskingSettings
+from keras_bert_app.data.raw_text_dataset import raw_text_pretraining_dataset

@@ -70,14 +70,17 @@ def pretraining_dataset(file_pattern, batch_size, max_seq_length, max_prediction
                                            names.NEXT_SENTENCE_LABELS)}
         return features, labels
 
+    # Shuffles follow `repeat`, and never reshuffle per iterator: the stream depends on
+    # `seed` alone, not on how many iterators Keras or tf.distribute create.
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if is_training:
-        dataset = dataset.shuffle(len(files), seed=seed).repeat()
+        dataset = dataset.repeat().shuffle(len(files), seed=seed,
+                                           reshuffle_each_iteration=False)
     dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
                                  num_parallel_calls=tf.data.AUTOTUNE,
                                  deterministic=seed is not None or not is_training)
     if is_training:
-        dataset = dataset.shuffle(10_000, seed=seed)
+        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=False)
     return (dataset.batch(batch_size, drop_remainder=is_training)
             .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))

@@ -103,10 +103,16 @@ class BertPretrainer(BertTask):
         mlm_ce = keras.losses.sparse_categorical_crossentropy(
             mlm_ids, mlm_logits, from_logits=True)  # [batch, P]
         mlm_loss = ops.divide_no_nan(ops.sum(mlm_ce * mlm_weights), ops.sum(mlm_weights))
+        # Under tf.distribute each replica sees part of the batch; dividing by the
+        # weight total of the whole global batch (summed over replicas) makes the
+        # summed gradients those of one device on the whole batch.
+        replicas, global_weight = _replicas_and_sum(ops.sum(mlm_weights))
+        mlm_objective = ops.divide_no_nan(ops.sum(mlm_ce * mlm_weights) * replicas,
+                                          global_weight)
         self.masked_lm_loss_tracker.update_state(mlm_loss)
         self.masked_lm_accuracy_tracker.update_state(mlm_ids, mlm_logits,
                                                      sample_weight=mlm_weights)
-        loss = mlm_loss
+        loss = mlm_objective
         if self.next_sentence_prediction:
             nsp_logits = y_pred[names.NSP_LOGITS]  # [batch, 2]
             nsp_labels = ops.reshape(y[names.NEXT_SENTENCE_LABELS], (-1,))  # [batch]
@@ -119,6 +125,21 @@ class BertPretrainer(BertTask):
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return _scale_for_replicas(loss)
+
+
+def _replicas_and_sum(value):
+    """(replicas in sync, `value` summed over them) under a `tf.distribute` strategy;
+    (1, value) otherwise (JAX data parallelism computes on the global batch)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # only on the TensorFlow backend
+
+        strategy = tf.distribute.get_strategy()
+        replicas = strategy.num_replicas_in_sync
+        context = tf.distribute.get_replica_context()
+        if replicas > 1 and context is not None:
+            total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(value))
+            return float(replicas), total
+    return 1.0, value
 
 
 def _scale_for_replicas(loss):

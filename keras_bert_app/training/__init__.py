@@ -1,3 +1,17 @@
-"""Training: optimizers and schedules (strategies, callbacks and runners to come)."""
+"""Training: optimizers, distribution, checkpoints, callbacks and the pre-training
+run (`run_pretraining` loads the TensorFlow input pipeline on first use)."""
 
+import importlib
+
+from keras_bert_app.training.checkpointing import CheckpointManager
+from keras_bert_app.training.distribution import (STRATEGIES, Distribution,
+                                                  create_distribution, split_host_cpu)
 from keras_bert_app.training.optimizers import WarmupLinearDecay, create_optimizer
+
+_LAZY = ("run_pretraining", "PretrainingRunConfig")
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'keras_bert_app.training' has no attribute {name!r}")
+    return getattr(importlib.import_module("keras_bert_app.training.pretraining"), name)

@@ -47,6 +47,42 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "end_learning_rate": self.end_learning_rate}
 
 
+class _ClipAfterAllReduce:
+    """Under `tf.distribute`, Keras clips each replica's gradients before summing
+    them across replicas, so `global_clipnorm` would act on a partial gradient and
+    the update would depend on the replica count. Google's BERT clips the summed
+    gradient; this sums first (in `_clip_gradients`) and skips Keras' later sum."""
+
+    def _clip_gradients(self, grads):
+        return super()._clip_gradients(_sum_over_replicas(grads))
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return grads_and_vars  # already summed in _clip_gradients
+
+
+def _sum_over_replicas(grads):
+    if keras.backend.backend() != "tensorflow":
+        return grads  # JAX data parallelism computes global gradients
+    import tensorflow as tf  # only on the TensorFlow backend
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    present = [g for g in grads if g is not None]
+    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(summed) for g in grads]
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_app")
+class AdamW(_ClipAfterAllReduce, keras.optimizers.AdamW):
+    """`keras.optimizers.AdamW` that clips the cross-replica gradient."""
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_app")
+class Lamb(_ClipAfterAllReduce, keras.optimizers.Lamb):
+    """`keras.optimizers.Lamb` that clips the cross-replica gradient."""
+
+
 def create_optimizer(learning_rate, num_train_steps, num_warmup_steps=0,
                      optimizer="adamw", weight_decay=0.01, global_clipnorm=1.0,
                      beta_1=0.9, beta_2=0.999, epsilon=1e-6,
@@ -62,7 +98,7 @@ def create_optimizer(learning_rate, num_train_steps, num_warmup_steps=0,
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {optimizer!r}; expected one of {list(OPTIMIZERS)}.")
     schedule = WarmupLinearDecay(learning_rate, num_train_steps, num_warmup_steps)
-    cls = keras.optimizers.AdamW if optimizer == "adamw" else keras.optimizers.Lamb
+    cls = AdamW if optimizer == "adamw" else Lamb
     result = cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=beta_1,
                  beta_2=beta_2, epsilon=epsilon, global_clipnorm=global_clipnorm,
                  gradient_accumulation_steps=gradient_accumulation_steps)

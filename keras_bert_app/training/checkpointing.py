@@ -1,0 +1,82 @@
+"""Training checkpoints that survive a kill at any moment: model and optimizer
+state in one `.weights.h5` per step, written to a temporary name and renamed, with
+an index written the same way."""
+
+import json
+import os
+import re
+
+CHECKPOINT_INDEX = "checkpoint.json"
+_NAME = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
+
+
+class CheckpointManager:
+    """Saves and finds the training checkpoints of one run.
+
+    A checkpoint is `ckpt-<step>.weights.h5` (Keras' weights file of the model,
+    which includes its optimizer's variables: moments, iteration count, loss scale,
+    gradient accumulators). The newest `max_to_keep` are kept.
+
+    Args:
+        directory: where the checkpoints live (created on first save).
+        max_to_keep: how many to keep.
+
+    Example:
+    >>> manager = CheckpointManager("/tmp/run/checkpoints")
+    >>> step = manager.restore(model)  # 0 when there is none
+    >>> manager.save(model, step=1000)
+    """
+
+    def __init__(self, directory, max_to_keep=3):
+        if max_to_keep < 1:
+            raise ValueError(f"max_to_keep={max_to_keep} must be positive.")
+        self.directory = os.fspath(directory)
+        self.max_to_keep = max_to_keep
+
+    def steps(self):
+        """Steps of the complete checkpoints on disk, ascending."""
+        if not os.path.isdir(self.directory):
+            return []
+        found = (_NAME.match(name) for name in os.listdir(self.directory))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def path(self, step):
+        return os.path.join(self.directory, f"ckpt-{step}.weights.h5")
+
+    def latest_step(self):
+        """The newest step, or None. A file is there only once fully written."""
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    def save(self, model, step):
+        os.makedirs(self.directory, exist_ok=True)
+        final = self.path(step)
+        partial = os.path.join(self.directory, f".partial-ckpt-{step}.weights.h5")
+        model.save_weights(partial)
+        os.replace(partial, final)  # atomic: a kill leaves the old set intact
+        _write_json(os.path.join(self.directory, CHECKPOINT_INDEX),
+                    {"latest_step": step, "latest": os.path.basename(final)})
+        for old in self.steps()[:-self.max_to_keep]:
+            os.remove(self.path(old))
+
+    def restore(self, model):
+        """Loads the newest checkpoint into `model` (whose optimizer must be built);
+        returns its step, or 0 when there is none."""
+        step = self.latest_step()
+        if step is None:
+            return 0
+        try:
+            model.load_weights(self.path(step))
+        except Exception as error:  # a file from another model: say which and why
+            raise ValueError(f"Cannot resume from {self.path(step)}: {error}. Was this "
+                             "model_dir written by a run with another configuration?"
+                             ) from error
+        return step
+
+
+def _write_json(path, value):
+    partial = path + ".partial"
+    with open(partial, "w") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+    os.replace(partial, path)

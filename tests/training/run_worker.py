@@ -1,0 +1,36 @@
+"""One training process for the distribution tests: runs `run_pretraining` with the
+JSON config in argv[1] and saves the final weights and the distribution it used to
+the .npz path in argv[2]. Separate processes, because logical devices, backends and
+TF_CONFIG must be set before TensorFlow or JAX starts."""
+
+import json
+import sys
+
+from keras_bert_app.training.distribution import split_host_cpu
+
+
+def main(spec_json, output_path):
+    spec = json.loads(spec_json)
+    split_host_cpu(spec.pop("cpu_devices", 1))
+
+    import keras
+    import numpy as np
+
+    from keras_bert_app.config import BertConfig
+    from keras_bert_app.training.distribution import create_distribution
+    from keras_bert_app.training.pretraining import PretrainingRunConfig, run_pretraining
+
+    spec["bert_config"] = BertConfig(**spec["bert_config"])
+    config = PretrainingRunConfig(**spec)
+    distribution = create_distribution(config.distribution_strategy)
+    pretrainer = run_pretraining(config, distribution)
+    weights = {f"w{i:03d}": keras.ops.convert_to_numpy(w)
+               for i, w in enumerate(pretrainer.weights)}
+    np.savez(output_path, num_replicas=distribution.num_replicas,
+             num_workers=distribution.num_workers, is_chief=distribution.is_chief,
+             iterations=int(keras.ops.convert_to_numpy(pretrainer.optimizer.iterations)),
+             **weights)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
