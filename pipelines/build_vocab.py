@@ -9,7 +9,9 @@ the vocabulary's fingerprint) for the later stages to check.
 
 import os
 
-from absl import app, flags
+from absl import flags
+
+from pipelines.errors import run
 
 from keras_bert_app import names
 from keras_bert_app.text.text_config import TextConfig
@@ -39,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

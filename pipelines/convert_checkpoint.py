@@ -6,7 +6,9 @@
         --input_path=uncased_L-12_H-768_A-12 --do_lower_case=true --output_dir=MODEL_DIR
 """
 
-from absl import app, flags
+from absl import flags
+
+from pipelines.errors import run
 
 from keras_bert_app.checkpoints import SOURCE_FORMATS, convert_checkpoint
 
@@ -30,4 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

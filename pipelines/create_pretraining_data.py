@@ -12,7 +12,9 @@ masking), which `kba.data.pretraining_dataset` checks.
 
 import glob
 
-from absl import app, flags
+from absl import flags
+
+from pipelines.errors import run
 
 from keras_bert_app.data import PretrainingDataConfig, create_pretraining_data
 
@@ -56,4 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

@@ -8,7 +8,9 @@
         --init_model_dir=MODEL_DIR --export_path=saved_models/preprocessing
 """
 
-from absl import app, flags
+from absl import flags
+
+from pipelines.errors import run
 
 from keras_bert_app.export import build_preprocessor, export_preprocessing
 
@@ -39,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

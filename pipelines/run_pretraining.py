@@ -15,6 +15,8 @@ become `keras.distribution.DataParallel`.
 
 from absl import app, flags
 
+from pipelines.errors import run
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_file", None, "TFRecord glob, or raw text file glob.")
 flags.DEFINE_enum("input_format", "auto", ["auto", "tfrecord", "text"],
@@ -99,4 +101,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

@@ -2,7 +2,9 @@
 # The test suite, as CI runs it:
 #   1. every test on the TensorFlow backend, each file as its own `bazel test` target
 #      (plain pytest where Bazel is not installed, outside CI);
-#   2. the layer and model tests again under KERAS_BACKEND=jax and torch.
+#   2. the config, layer, model, optimizer and checkpoint tests again under
+#      KERAS_BACKEND=jax and torch (the distributed tests run JAX in their own
+#      processes already).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -21,7 +23,7 @@ else
 fi
 
 for backend in jax torch; do
-  echo "== pytest config, layers, models, training (KERAS_BACKEND=$backend)"
+  echo "== pytest config, layers, models, optimizers, checkpoints (KERAS_BACKEND=$backend)"
   KERAS_BACKEND=$backend "$py" -m pytest -q tests/config_test.py tests/layers tests/models \
-    tests/training
+    tests/training/optimizers_test.py tests/training/checkpointing_test.py
 done

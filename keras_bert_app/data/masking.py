@@ -80,6 +80,7 @@ class DynamicMasker:
             `masked_lm_weights` `[batch, P]`.
         """
         s = self.settings
+        packed = {k: tf.cast(v, tf.int32) for k, v in packed.items()}
         ids = packed[names.INPUT_WORD_IDS]  # [batch, seq]
         real = packed[names.INPUT_MASK] > 0
         seq = tf.shape(ids)[1]
@@ -97,9 +98,8 @@ class DynamicMasker:
         # Pieces per word: [batch, seq + 1] (the last column collects non-candidates).
         word_length = _per_word(tf.ones_like(word), word, seq, tf.math.unsorted_segment_sum)
 
-        # Words in a random order; take them while the pieces fit in the budget.
-        # (Google skips a word that would overflow and tries the next; this stops at
-        # it: the two differ only with whole-word masking, by at most one word.)
+        # Words in a random order; Google's greedy pass takes each word whose pieces
+        # still fit in the budget and skips the others.
         score = tf.random.stateless_uniform(tf.shape(ids), choose_seed)
         score = tf.where(starts, score, 2.0)
         order = tf.argsort(score, axis=1)  # word starts first, in random order
@@ -108,7 +108,19 @@ class DynamicMasker:
         ordered_length = tf.where(tf.gather(starts, order, batch_dims=1), ordered_length, 0)
         budget = tf.round(tf.reduce_sum(tf.cast(real, tf.float32), 1) * s.masked_lm_prob)
         budget = tf.clip_by_value(tf.cast(budget, tf.int32), 1, s.max_predictions_per_seq)
-        taken = (tf.cumsum(ordered_length, axis=1) <= budget[:, None]) & (ordered_length > 0)
+        if s.do_whole_word_mask:
+            def take_if_fits(state, length):  # over word ranks; [batch] per step
+                used, _ = state
+                fits = (length > 0) & (used + length <= budget)
+                return used + tf.where(fits, length, 0), fits
+
+            _, taken = tf.scan(take_if_fits, tf.transpose(ordered_length),
+                               initializer=(tf.zeros_like(budget),
+                                            tf.zeros_like(budget, tf.bool)))
+            taken = tf.transpose(taken)  # [batch, seq]
+        else:  # every word is one piece: the first `budget` words
+            taken = (tf.cumsum(ordered_length, axis=1) <= budget[:, None]) & \
+                (ordered_length > 0)
         # Chosen words back in word order: [batch, seq + 1].
         chosen_word = _per_word(tf.cast(taken, tf.int32), ordered_word, seq,
                                 tf.math.unsorted_segment_max) > 0

@@ -13,7 +13,7 @@ def raw_text_pretraining_dataset(file_pattern, vocab_file, batch_size, do_lower_
                                  max_seq_length=128, max_predictions_per_seq=20,
                                  masked_lm_prob=0.15, short_seq_prob=0.1,
                                  sentence_prediction="nsp", do_whole_word_mask=False,
-                                 is_training=True, seed=None, shuffle_buffer_size=10_000):
+                                 is_training=True, seed=None, shuffle_buffer_size=2048):
     """Batches `(features, labels)` for `BertPretrainer.fit`, made from raw text.
 
     Input is Google's format: one sentence per line, a blank line between documents.

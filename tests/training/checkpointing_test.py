@@ -1,0 +1,80 @@
+"""CheckpointManager: atomic checkpoints with the optimizer state, newest kept."""
+
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_bert_app import names
+from keras_bert_app.models import BertEncoder, BertPretrainer
+from keras_bert_app.training import CheckpointManager, create_optimizer
+from tests.helpers import encoder_batch, tiny_config
+
+
+def compiled_pretrainer(seed):
+    keras.utils.set_random_seed(seed)
+    # No dropout: the two runs below must draw nothing at random.
+    pretrainer = BertPretrainer(BertEncoder(tiny_config(
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)))
+    pretrainer.compile(optimizer=create_optimizer(1e-3, 100, 10))
+    pretrainer.optimizer.build(pretrainer.trainable_variables)
+    return pretrainer
+
+
+def train(pretrainer, steps):
+    x = encoder_batch(batch=4, seq=12)
+    x[names.MASKED_LM_POSITIONS] = np.tile(np.arange(1, 4, dtype="int32"), (4, 1))
+    y = {names.MASKED_LM_IDS: np.full((4, 3), 7, "int32"),
+         names.MASKED_LM_WEIGHTS: np.ones((4, 3), "float32"),
+         names.NEXT_SENTENCE_LABELS: np.zeros((4, 1), "int32")}
+    pretrainer.fit(x, y, epochs=steps, verbose=0)
+
+
+def test_restore_brings_back_weights_and_optimizer_state(tmp_path):
+    trained = compiled_pretrainer(seed=1)
+    train(trained, steps=3)
+    manager = CheckpointManager(tmp_path / "ckpt")
+    manager.save(trained, step=3)
+
+    fresh = compiled_pretrainer(seed=2)
+    assert CheckpointManager(tmp_path / "ckpt").restore(fresh) == 3
+    assert int(fresh.optimizer.iterations) == 3
+    for a, b in zip(trained.weights + trained.optimizer.variables,
+                    fresh.weights + fresh.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
+                                      keras.ops.convert_to_numpy(b))
+    # Training on from the checkpoint equals training on without stopping.
+    train(trained, steps=2)
+    train(fresh, steps=2)
+    for a, b in zip(trained.weights, fresh.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
+                                   keras.ops.convert_to_numpy(b), atol=1e-6)
+
+
+def test_keeps_the_newest_and_ignores_partial_files(tmp_path):
+    pretrainer = compiled_pretrainer(seed=1)
+    manager = CheckpointManager(tmp_path, max_to_keep=2)
+    assert manager.restore(pretrainer) == 0 and manager.latest_step() is None
+    for step in (10, 20, 30):
+        manager.save(pretrainer, step)
+    # What a kill during a save leaves behind is never taken for a checkpoint.
+    (tmp_path / ".partial-ckpt-40.weights.h5").write_bytes(b"truncated")
+    assert manager.steps() == [20, 30] and manager.latest_step() == 30
+    assert sorted(os.listdir(tmp_path)) == [
+        ".partial-ckpt-40.weights.h5", "checkpoint.json", "ckpt-20.weights.h5",
+        "ckpt-30.weights.h5"]
+
+
+def test_a_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    CheckpointManager(tmp_path).save(compiled_pretrainer(seed=1), 5)
+    other = BertPretrainer(BertEncoder(tiny_config(hidden_size=48, num_attention_heads=4)))
+    other.compile(optimizer=create_optimizer(1e-3, 100))
+    other.optimizer.build(other.trainable_variables)
+    with pytest.raises(ValueError, match="Cannot resume from .*ckpt-5.weights.h5"):
+        CheckpointManager(tmp_path).restore(other)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
