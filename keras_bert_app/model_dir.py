@@ -28,7 +28,8 @@ def save_model_dir(output_dir, pretrainer, vocab_file, text_config):
         shutil.copyfile(vocab_file, target_vocab)
     text_config.check_vocab(target_vocab)
     text_config.to_json_file(os.path.join(output_dir, names.TEXT_CONFIG_FILE))
-    if pretrainer.optimizer is not None or pretrainer.dtype_policy.name != "float32":
+    if getattr(pretrainer, "optimizer", None) is not None or \
+            pretrainer.dtype_policy.name != "float32":
         # A model directory holds float32 weights only, whatever the training run
         # used: a plain copy drops the optimizer state and the mixed-precision policy.
         copy = BertPretrainer(BertEncoder(pretrainer.encoder.config),
