@@ -72,14 +72,23 @@ class BertMaskedLMHead(keras.layers.Layer):
                                            initializer="zeros")
 
     def call(self, sequence_output, masked_positions):
-        positions = ops.cast(masked_positions, "int32")[:, :, None]  # [batch, P, 1]
-        gathered = ops.take_along_axis(sequence_output, positions, axis=1)  # [batch, P, H]
-        h = self.layer_norm(self._activation(self.transform_dense(gathered)))
+        positions = ops.cast(masked_positions, "int32")  # [batch, P]
+        batch, predictions = ops.shape(positions)[0], ops.shape(positions)[1]
+        seq_length = ops.shape(sequence_output)[1]
+        # One flat gather of rows (cheaper forward and backward than take_along_axis,
+        # which broadcasts the indices over the hidden axis).
+        flat_positions = positions + ops.arange(batch, dtype="int32")[:, None] * seq_length
+        flat_output = ops.reshape(sequence_output, (-1, ops.shape(sequence_output)[-1]))
+        gathered = ops.take(flat_output, ops.reshape(flat_positions, (-1,)), axis=0)
+        h = self.layer_norm(self._activation(self.transform_dense(gathered)))  # [batch*P, E]
         table = (self.embedding.embeddings if self.embedding is not None
                  else self.output_kernel)  # [vocab, E]
         h = ops.cast(h, self.compute_dtype)
-        logits = ops.einsum("bpe,ve->bpv", h, ops.cast(table, self.compute_dtype))
-        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+        # [batch*P, vocab]: a plain matmul against the transposed table, which backends
+        # run as one GEMM with a transposed operand (einsum copied the table here).
+        logits = ops.matmul(h, ops.transpose(ops.cast(table, self.compute_dtype)))
+        logits = ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+        return ops.reshape(logits, (batch, predictions, self.vocab_size))
 
     def compute_output_shape(self, sequence_output_shape, masked_positions_shape):
         return tuple(masked_positions_shape) + (self.vocab_size,)
