@@ -36,6 +36,8 @@ flags.DEFINE_enum("sentence_prediction", "nsp", ["nsp", "sop", "none"],
                   "follows A or they are swapped (label 1 = swapped); none: single "
                   "segments, masked LM only.")
 flags.DEFINE_bool("sentence_order_prediction", False, "Same as --sentence_prediction=sop.")
+flags.DEFINE_integer("num_workers", 1, "Processes making instances; the records are the "
+                     "same for any number.")
 flags.mark_flags_as_required(["input_file", "output_file", "vocab_file"])
 
 
@@ -51,7 +53,7 @@ def main(argv):
         short_seq_prob=FLAGS.short_seq_prob, random_seed=FLAGS.random_seed,
         do_whole_word_mask=FLAGS.do_whole_word_mask,
         sentence_prediction="sop" if FLAGS.sentence_order_prediction
-        else FLAGS.sentence_prediction)
+        else FLAGS.sentence_prediction, num_workers=FLAGS.num_workers)
     metadata = create_pretraining_data(config)
     print(f"Wrote {metadata['num_instances']} instances from "
           f"{metadata['num_documents']} documents to {', '.join(FLAGS.output_file)}")

@@ -23,7 +23,8 @@ flags.DEFINE_enum("input_format", "auto", ["auto", "tfrecord", "text"],
                   "auto: TFRecords when pretraining_metadata.json lies beside them.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, final model.")
 flags.DEFINE_string("bert_config_file", None, "Google or Hugging Face BERT config JSON.")
-flags.DEFINE_string("preset", None, "A BertConfig preset (bert_tiny … bert_large).")
+flags.DEFINE_string("preset", None, "A BertConfig preset (bert_tiny … bert_large); its "
+                    "vocab_size becomes the size of --vocab_file.")
 flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (not with init_model_dir).")
 flags.DEFINE_bool("do_lower_case", None, "Casing of the vocabulary.")
 flags.DEFINE_string("init_checkpoint", None,
@@ -77,7 +78,13 @@ def main(argv):
     if FLAGS.bert_config_file:
         bert_config = BertConfig.from_json_file(FLAGS.bert_config_file)
     elif FLAGS.preset:
-        bert_config = BertConfig.from_preset(FLAGS.preset)
+        # A preset fixes the architecture; its vocabulary size follows --vocab_file.
+        overrides = {}
+        if FLAGS.vocab_file:
+            from keras_bert_app.text.vocab import load_vocab
+
+            overrides["vocab_size"] = len(load_vocab(FLAGS.vocab_file))
+        bert_config = BertConfig.from_preset(FLAGS.preset, **overrides)
     config = PretrainingRunConfig(
         input_file=FLAGS.input_file, model_dir=FLAGS.model_dir, bert_config=bert_config,
         vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,

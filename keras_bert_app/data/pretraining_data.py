@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import random
 
@@ -15,6 +16,10 @@ from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.tokenizer import BertTokenizer
 
 _TOKENIZE_BATCH = 4096
+# Instances are made in tasks of this many documents, each with its own random
+# stream (seeded by random_seed, round and first document): the records depend on the
+# seed alone, not on the number of workers.
+_DOCUMENTS_PER_TASK = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +38,7 @@ class PretrainingDataConfig:
     random_seed: int = 12345
     do_whole_word_mask: bool = False
     sentence_prediction: str = "nsp"
+    num_workers: int = 1  # processes making instances (tokenization runs in-graph)
 
     def __post_init__(self):
         if self.sentence_prediction not in names.SENTENCE_PREDICTION_MODES:
@@ -43,8 +49,9 @@ class PretrainingDataConfig:
                              "[CLS] A [SEP] B [SEP].")
         if not 0 < self.masked_lm_prob < 1:
             raise ValueError(f"masked_lm_prob={self.masked_lm_prob} must be in (0, 1).")
-        if self.max_predictions_per_seq < 1 or self.dupe_factor < 1:
-            raise ValueError("max_predictions_per_seq and dupe_factor must be positive.")
+        if self.max_predictions_per_seq < 1 or self.dupe_factor < 1 or self.num_workers < 1:
+            raise ValueError("max_predictions_per_seq, dupe_factor and num_workers must be "
+                             "positive.")
         if not self.input_files or not self.output_files:
             raise ValueError("Give at least one input file and one output file.")
 
@@ -99,21 +106,38 @@ def create_pretraining_data(config, verbose=1):
     rng = random.Random(config.random_seed)
     rng.shuffle(documents)
     ids = tokenizer.special_ids
-    maker = InstanceMaker(
-        InstanceSettings(config.max_seq_length, config.max_predictions_per_seq,
-                         config.masked_lm_prob, config.short_seq_prob,
-                         config.do_whole_word_mask, config.sentence_prediction),
+    maker_args = dict(
+        settings=InstanceSettings(config.max_seq_length, config.max_predictions_per_seq,
+                                  config.masked_lm_prob, config.short_seq_prob,
+                                  config.do_whole_word_mask, config.sentence_prediction),
         cls_id=ids[names.CLS_TOKEN], sep_id=ids[names.SEP_TOKEN],
         mask_id=ids[names.MASK_TOKEN],
         is_suffix=[t.startswith("##") for t in tokenizer.vocab],
-        vocab_size=tokenizer.vocab_size, rng=rng)
+        vocab_size=tokenizer.vocab_size)
+    tasks = [(config.random_seed, round_, start,
+              min(start + _DOCUMENTS_PER_TASK, len(documents)))
+             for round_ in range(config.dupe_factor)
+             for start in range(0, len(documents), _DOCUMENTS_PER_TASK)]
     progress = keras.utils.Progbar(config.dupe_factor * len(documents), verbose=verbose,
                                    unit_name="document")
     instances = []
-    for _ in range(config.dupe_factor):
-        for index in range(len(documents)):
-            instances.extend(maker.from_document(documents, index))
-            progress.add(1)
+    global _TASK_STATE
+    _TASK_STATE = (documents, maker_args)
+    try:
+        if config.num_workers > 1 and len(tasks) > 1:
+            # fork: the workers share the tokenized documents without copying them,
+            # and run pure Python (no TensorFlow) in the child.
+            context = multiprocessing.get_context("fork")
+            with context.Pool(config.num_workers) as pool:
+                for task, made in zip(tasks, pool.imap(_make_instances, tasks)):
+                    instances.extend(made)
+                    progress.add(task[3] - task[2])
+        else:
+            for task in tasks:
+                instances.extend(_make_instances(task))
+                progress.add(task[3] - task[2])
+    finally:
+        _TASK_STATE = None
     rng.shuffle(instances)
     _write(instances, config)
 
@@ -135,6 +159,19 @@ def create_pretraining_data(config, verbose=1):
             json.dump(metadata, f, indent=2, sort_keys=True)
             f.write("\n")
     return metadata
+
+
+_TASK_STATE = None  # (documents, InstanceMaker arguments) while making instances
+
+
+def _make_instances(task):
+    seed, round_, start, stop = task
+    documents, maker_args = _TASK_STATE
+    maker = InstanceMaker(rng=random.Random(f"{seed}/{round_}/{start}"), **maker_args)
+    out = []
+    for index in range(start, stop):
+        out.extend(maker.from_document(documents, index))
+    return out
 
 
 def _write(instances, config):

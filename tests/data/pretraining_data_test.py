@@ -129,6 +129,13 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path, corpus, vocab_file
     assert open(other.output_files[0], "rb").read() != open(config.output_files[0], "rb").read()
 
 
+def test_parallel_workers_write_the_same_records(tmp_path, corpus, vocab_file, nsp_data):
+    config, _ = nsp_data
+    parallel = make(tmp_path, corpus, vocab_file, name="parallel", num_workers=3)
+    for a, b in zip(config.output_files, parallel.output_files):
+        assert open(a, "rb").read() == open(b, "rb").read()
+
+
 def test_whole_word_masking_masks_every_piece_of_a_word(tmp_path, corpus, vocab_file):
     is_suffix = np.array([t.startswith("##") for t in load_vocab(vocab_file)])
     config = make(tmp_path, corpus, vocab_file, do_whole_word_mask=True, dupe_factor=1)

@@ -140,6 +140,19 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, tmp_path):
     assert "steps" not in again.stdout.split("Wrote")[0]
 
 
+def test_bfloat16_xla_steps_per_execution_accumulation_and_lamb(workspace, tmp_path):
+    model_dir = tmp_path / "run"
+    pipeline("run_pretraining", *pretrain_flags(workspace, model_dir, 8, 4, 4),
+             "--num_warmup_steps=2", "--mixed_precision=mixed_bfloat16", "--jit_compile",
+             "--steps_per_execution=2", "--gradient_accumulation_steps=2",
+             "--optimizer=lamb")
+    with h5py.File(model_dir / "checkpoints" / "ckpt-8.weights.h5") as f:
+        assert int(f["optimizer"]["vars"]["0"][()]) == 4  # 8 batches, 2 per update
+    assert sorted(scalars(model_dir)["loss"]) == [4, 8]
+    pretrainer = kba.load_pretrainer(model_dir)  # float32 weights, whatever trained them
+    assert {w.dtype for w in pretrainer.weights} == {"float32"}
+
+
 def test_raw_text_input_then_continuing_from_the_model_dir(workspace, tmp_path):
     first = tmp_path / "mlm_only"
     result = pipeline("run_pretraining", f"--input_file={workspace['corpus']}",
