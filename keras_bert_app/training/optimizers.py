@@ -92,8 +92,9 @@ def create_optimizer(learning_rate, num_train_steps, num_warmup_steps=0,
     AdamW (or LAMB) on a `WarmupLinearDecay` schedule; decoupled weight decay on every
     weight except LayerNorm and biases; gradients clipped to global norm
     `global_clipnorm`; optional gradient accumulation over
-    `gradient_accumulation_steps` batches (the schedule then advances once per
-    accumulated update).
+    `gradient_accumulation_steps` batches. Keras evaluates the schedule at its batch
+    counter, also when accumulating, so `num_train_steps` and `num_warmup_steps`
+    count batches.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {optimizer!r}; expected one of {list(OPTIMIZERS)}.")

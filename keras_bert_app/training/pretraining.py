@@ -35,7 +35,8 @@ class PretrainingRunConfig:
 
     Steps count batches of `train_batch_size` (the global batch, over all
     replicas). With `gradient_accumulation_steps=k` the optimizer updates every k
-    batches, and the learning-rate schedule counts updates.
+    batches; the learning-rate schedule still counts batches (Keras evaluates it at
+    its batch counter).
     """
 
     input_file: str
@@ -131,8 +132,8 @@ def run_pretraining(config, distribution=None):
         encoder = BertEncoder(model_config, dtype=config.mixed_precision)
         pretrainer = BertPretrainer(encoder, next_sentence_prediction=nsp)
         optimizer = create_optimizer(
-            config.learning_rate, max(config.num_train_steps // accumulation, 1),
-            config.num_warmup_steps // accumulation, optimizer=config.optimizer,
+            config.learning_rate, config.num_train_steps, config.num_warmup_steps,
+            optimizer=config.optimizer,
             weight_decay=config.weight_decay,
             gradient_accumulation_steps=accumulation if accumulation > 1 else None)
         pretrainer.compile(optimizer=optimizer, jit_compile=config.jit_compile,

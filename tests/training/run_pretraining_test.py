@@ -147,8 +147,11 @@ def test_bfloat16_xla_steps_per_execution_accumulation_and_lamb(workspace, tmp_p
              "--steps_per_execution=2", "--gradient_accumulation_steps=2",
              "--optimizer=lamb")
     with h5py.File(model_dir / "checkpoints" / "ckpt-8.weights.h5") as f:
-        assert int(f["optimizer"]["vars"]["0"][()]) == 4  # 8 batches, 2 per update
-    assert sorted(scalars(model_dir)["loss"]) == [4, 8]
+        assert int(f["optimizer"]["vars"]["0"][()]) == 8  # Keras' batch counter
+    logged = scalars(model_dir)
+    assert sorted(logged["loss"]) == [4, 8]
+    # The schedule runs over the 8 batches (4 updates): half-way after 4 batches.
+    np.testing.assert_allclose(logged["learning_rate"][4], 3e-3 * (1 - 4 / 8), rtol=1e-4)
     pretrainer = kba.load_pretrainer(model_dir)  # float32 weights, whatever trained them
     assert {w.dtype for w in pretrainer.weights} == {"float32"}
 
