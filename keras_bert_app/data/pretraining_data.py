@@ -123,20 +123,19 @@ def create_pretraining_data(config, verbose=1):
     instances = []
     global _TASK_STATE
     _TASK_STATE = (documents, maker_args)
+    pool = None
     try:
         if config.num_workers > 1 and len(tasks) > 1:
             # fork: the workers share the tokenized documents without copying them,
             # and run pure Python (no TensorFlow) in the child.
-            context = multiprocessing.get_context("fork")
-            with context.Pool(config.num_workers) as pool:
-                for task, made in zip(tasks, pool.imap(_make_instances, tasks)):
-                    instances.extend(made)
-                    progress.add(task[3] - task[2])
-        else:
-            for task in tasks:
-                instances.extend(_make_instances(task))
-                progress.add(task[3] - task[2])
+            pool = multiprocessing.get_context("fork").Pool(config.num_workers)
+        made = pool.imap(_make_instances, tasks) if pool else map(_make_instances, tasks)
+        for task, task_instances in zip(tasks, made):
+            instances.extend(task_instances)
+            progress.add(task[3] - task[2])
     finally:
+        if pool is not None:
+            pool.terminate()  # as `with Pool()` does; every result is in by now
         _TASK_STATE = None
     rng.shuffle(instances)
     _write(instances, config)

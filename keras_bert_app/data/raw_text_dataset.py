@@ -2,10 +2,10 @@
 the TF graph — segment pairs (NSP or SOP) and masking drawn anew every epoch."""
 
 import tensorflow as tf
-import tensorflow_text as tf_text
 
 from keras_bert_app import names
 from keras_bert_app.data.masking import DynamicMasker, MaskingSettings
+from keras_bert_app.text.packing import pack_inputs, pair_keep_lengths, ragged_slice
 from keras_bert_app.text.tokenizer import BertTokenizer
 
 
@@ -125,13 +125,6 @@ def _seeds(seed, salt):
     return tf.data.Dataset.random(seed=base).batch(2)
 
 
-def _ragged_slice(tokens, start, stop):
-    """Row i of `tokens [batch, pieces]`, positions `start[i]:stop[i]`."""
-    row_starts = tf.cast(tokens.row_starts(), tf.int32)
-    index = tf.ragged.range(row_starts + start, row_starts + stop)
-    return tf.gather(tokens.flat_values, index)
-
-
 def _make_batch(tokens, boundaries, seed, mode, max_tokens, seq_length, special, masker):
     tokens = tf.cast(tokens, tf.int32)  # [batch, pieces] ragged
     boundaries = tf.cast(boundaries, tf.int32)  # [batch, sentences] ragged: sentence ends
@@ -145,8 +138,7 @@ def _make_batch(tokens, boundaries, seed, mode, max_tokens, seq_length, special,
 
     labels = tf.zeros([batch], tf.int32)
     if mode == "none":
-        a = _ragged_slice(tokens, tf.zeros_like(total), tf.minimum(total, max_tokens))
-        segments = [a]
+        segments = [tokens]  # pack_inputs keeps the first max_tokens
     else:
         # A ends after a random number (1 .. sentences-1) of sentences; a one-sentence
         # chunk is split at a random token instead (SOP) or gets a random B (NSP).
@@ -159,8 +151,8 @@ def _make_batch(tokens, boundaries, seed, mode, max_tokens, seq_length, special,
                                                          tf.float32), tf.int32)
             a_length = tf.where(sentences > 1, a_length, tf.minimum(token_cut, total))
         zero = tf.zeros_like(total)
-        a = _ragged_slice(tokens, zero, a_length)
-        b = _ragged_slice(tokens, a_length, total)
+        a = ragged_slice(tokens, zero, a_length)
+        b = ragged_slice(tokens, a_length, total)
         if mode == "nsp":
             is_random = (uniform(2) < 0.5) | (sentences < 2)
             # Another chunk of the batch (a rotation), from a random sentence on, whole
@@ -180,7 +172,7 @@ def _make_batch(tokens, boundaries, seed, mode, max_tokens, seq_length, special,
             stop = tf.where(reaching.row_lengths() > 0,
                             tf.reduce_min(reaching, axis=1),
                             tf.gather(total, partner))
-            random_b = _ragged_slice(p_tokens, start, stop)
+            random_b = ragged_slice(p_tokens, start, stop)
             b = _choose_rows(is_random, random_b, b)
             labels = tf.cast(is_random, tf.int32)
         else:
@@ -190,15 +182,9 @@ def _make_batch(tokens, boundaries, seed, mode, max_tokens, seq_length, special,
         a, b = _truncate_pair(a, b, max_tokens, seeds[5])
         segments = [a, b]
 
-    ids, type_ids = tf_text.combine_segments(
-        segments, start_of_sequence_id=special[names.CLS_TOKEN],
-        end_of_segment_id=special[names.SEP_TOKEN])
-    word_ids, mask = tf_text.pad_model_inputs(ids, max_seq_length=seq_length,
-                                              pad_value=special[names.PAD_TOKEN])
-    type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=seq_length)
-    packed = {names.INPUT_WORD_IDS: tf.cast(word_ids, tf.int32),
-              names.INPUT_MASK: tf.cast(mask, tf.int32),
-              names.INPUT_TYPE_IDS: tf.cast(type_ids, tf.int32)}
+    # The pair already fits (truncated above), so this only adds [CLS]/[SEP] and pads.
+    packed = pack_inputs(segments, seq_length, special[names.CLS_TOKEN],
+                         special[names.SEP_TOKEN], special[names.PAD_TOKEN])
     features, mlm_labels = masker(packed, seeds[6])
     mlm_labels[names.NEXT_SENTENCE_LABELS] = labels[:, None]
     return features, mlm_labels
@@ -216,13 +202,12 @@ def _truncate_pair(a, b, max_tokens, seed):
     """Google's `truncate_seq_pair`: while too long, drop a token of the longer
     segment (B on ties), from its front or back at random."""
     la, lb = tf.cast(a.row_lengths(), tf.int32), tf.cast(b.row_lengths(), tf.int32)
-    keep_a = tf.minimum(la, tf.maximum(max_tokens - lb, (max_tokens + 1) // 2))
-    keep_b = tf.minimum(lb, max_tokens - keep_a)
+    keep_a, keep_b = pair_keep_lengths(la, lb, max_tokens)
     seed_a, seed_b = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     out = []
     for segment, length, keep, s in ((a, la, keep_a, seed_a), (b, lb, keep_b, seed_b)):
         dropped = length - keep
         front = tf.cast(tf.random.stateless_binomial(
             tf.shape(dropped), s, tf.cast(dropped, tf.float32), 0.5), tf.int32)
-        out.append(_ragged_slice(segment, front, front + keep))
+        out.append(ragged_slice(segment, front, front + keep))
     return out

@@ -7,6 +7,7 @@ from keras_bert_app import names
 from keras_bert_app.layers.masked_lm_head import BertMaskedLMHead
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
+from keras_bert_app.replicas import replica_context, sum_over_replicas
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")
@@ -106,7 +107,11 @@ class BertPretrainer(BertTask):
         # Under tf.distribute each replica sees part of the batch; dividing by the
         # weight total of the whole global batch (summed over replicas) makes the
         # summed gradients those of one device on the whole batch.
-        replicas, global_weight = _replicas_and_sum(ops.sum(mlm_weights))
+        context = replica_context()
+        replicas, global_weight = 1, ops.sum(mlm_weights)
+        if context is not None:
+            replicas = context.num_replicas_in_sync
+            global_weight, = sum_over_replicas([ops.stop_gradient(global_weight)], context)
         mlm_objective = ops.divide_no_nan(ops.sum(mlm_ce * mlm_weights) * replicas,
                                           global_weight)
         self.masked_lm_loss_tracker.update_state(mlm_loss)
@@ -124,31 +129,7 @@ class BertPretrainer(BertTask):
         # Regularisation losses added by layers, if any.
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        return _scale_for_replicas(loss)
+        # The optimizer sums the replicas' gradients (Keras' built-in losses scale
+        # the same way).
+        return loss * (1.0 / replicas) if replicas > 1 else loss
 
-
-def _replicas_and_sum(value):
-    """(replicas in sync, `value` summed over them) under a `tf.distribute` strategy;
-    (1, value) otherwise (JAX data parallelism computes on the global batch)."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # only on the TensorFlow backend
-
-        strategy = tf.distribute.get_strategy()
-        replicas = strategy.num_replicas_in_sync
-        context = tf.distribute.get_replica_context()
-        if replicas > 1 and context is not None:
-            total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(value))
-            return float(replicas), total
-    return 1.0, value
-
-
-def _scale_for_replicas(loss):
-    """Divides by the replica count under `tf.distribute`, whose optimizer sums the
-    replicas' gradients; Keras' built-in losses do the same."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # only on the TensorFlow backend
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            loss = loss * (1.0 / replicas)
-    return loss

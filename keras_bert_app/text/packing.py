@@ -78,18 +78,27 @@ def _trim(segments, budget, truncation):
             keep.append(tf.minimum(length, tf.maximum(left, 0)))
             left = left - keep[-1]
     elif len(segments) == 2:
-        # Google's _truncate_seq_pair: pop from the longer, from B on ties; in closed
-        # form A keeps at least half the budget (rounded up) if it has that many.
-        first = tf.minimum(lengths[0], tf.maximum(budget - lengths[1], (budget + 1) // 2))
-        keep = [first, tf.minimum(lengths[1], budget - first)]
+        keep = list(pair_keep_lengths(lengths[0], lengths[1], budget))
     else:
         return tf_text.RoundRobinTrimmer(
             max_seq_length=tf.cast(budget, tf.int32)).trim(segments)
     return [_prefixes(s, k) for s, k in zip(segments, keep)]
 
 
+def pair_keep_lengths(length_a, length_b, budget):
+    """How many tokens of A and B Google's `_truncate_seq_pair` keeps (it pops from
+    the longer, from B on ties); in closed form A keeps at least half the budget,
+    rounded up, if it has that many."""
+    keep_a = tf.minimum(length_a, tf.maximum(budget - length_b, (budget + 1) // 2))
+    return keep_a, tf.minimum(length_b, budget - keep_a)
+
+
+def ragged_slice(segment, start, stop):
+    """Row i of `segment [batch, pieces]`, positions `start[i]:stop[i]`."""
+    starts = tf.cast(segment.row_starts(), start.dtype)
+    return tf.gather(segment.flat_values, tf.ragged.range(starts + start, starts + stop))
+
+
 def _prefixes(segment, keep):
     """The first `keep[i]` tokens of each row i."""
-    starts = segment.row_starts()
-    index = tf.ragged.range(starts, starts + keep).flat_values
-    return tf.RaggedTensor.from_row_lengths(tf.gather(segment.flat_values, index), keep)
+    return ragged_slice(segment, tf.zeros_like(keep), keep)

@@ -17,6 +17,11 @@ def global_step(epoch, batch, steps_per_epoch):
     return epoch * steps_per_epoch + batch + 1
 
 
+def interval_end_step(epoch, steps_per_epoch, num_train_steps):
+    """The global step at the end of interval `epoch` (the last one may stop early)."""
+    return min((epoch + 1) * steps_per_epoch, num_train_steps)
+
+
 class StepLimit(keras.callbacks.Callback):
     """Stops training once `num_train_steps` steps are done, mid-interval if needed."""
 
@@ -46,14 +51,11 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
         self.num_train_steps = num_train_steps
         self.steps_per_epoch = steps_per_epoch
         self.enabled = enabled  # False on non-chief workers
-        self.last_saved = None
 
     def on_epoch_end(self, epoch, logs=None):
-        step = min((epoch + 1) * self.steps_per_epoch, self.num_train_steps)
-        if step % self.save_steps == 0 or step >= self.num_train_steps:
-            if self.enabled:
-                self.manager.save(self.model, step)
-            self.last_saved = step
+        step = interval_end_step(epoch, self.steps_per_epoch, self.num_train_steps)
+        if self.enabled and (step % self.save_steps == 0 or step >= self.num_train_steps):
+            self.manager.save(self.model, step)
 
 
 class TensorBoardScalars(keras.callbacks.Callback):
@@ -83,13 +85,12 @@ class TensorBoardScalars(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
         self._steps = 0
-        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps = batch + 1
 
     def on_epoch_end(self, epoch, logs=None):
-        step = min((epoch + 1) * self.steps_per_epoch, self.num_train_steps)
+        step = interval_end_step(epoch, self.steps_per_epoch, self.num_train_steps)
         seconds = time.perf_counter() - self._started
         scalars = {name: float(value) for name, value in (logs or {}).items()
                    if np.ndim(value) == 0}

@@ -61,7 +61,7 @@ def create_distribution(name="default", tpu=None):
     """The `Distribution` called `name`.
 
     TensorFlow backend: `default` (no strategy), `one_device` (the first GPU, else
-    the CPU), `mirrored` (all local GPUs, else all logical CPUs), 
+    the CPU), `mirrored` (all local GPUs, else all logical CPUs),
     `multi_worker_mirrored` (the cluster of `TF_CONFIG`), `tpu` (`tpu` is the TPU
     name or address; "" or "local" for a TPU VM). JAX backend: `mirrored`, `tpu` and
     `multi_worker_mirrored` set `keras.distribution.DataParallel` over all devices

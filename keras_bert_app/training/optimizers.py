@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_bert_app.replicas import replica_context, sum_over_replicas
+
 OPTIMIZERS = ("adamw", "lamb")
 # Variable names exempt from weight decay. Keras matches `variable.name`; in these
 # models only LayerNorm weights are called gamma/beta (Google: "LayerNorm", "bias").
@@ -54,23 +56,13 @@ class _ClipAfterAllReduce:
     gradient; this sums first (in `_clip_gradients`) and skips Keras' later sum."""
 
     def _clip_gradients(self, grads):
-        return super()._clip_gradients(_sum_over_replicas(grads))
+        context = replica_context()
+        if context is not None:
+            grads = sum_over_replicas(grads, context)
+        return super()._clip_gradients(grads)
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return grads_and_vars  # already summed in _clip_gradients
-
-
-def _sum_over_replicas(grads):
-    if keras.backend.backend() != "tensorflow":
-        return grads  # JAX data parallelism computes global gradients
-    import tensorflow as tf  # only on the TensorFlow backend
-
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return grads
-    present = [g for g in grads if g is not None]
-    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
-    return [None if g is None else next(summed) for g in grads]
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")

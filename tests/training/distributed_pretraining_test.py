@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
@@ -84,8 +85,10 @@ def test_mirrored_over_two_cpu_devices_equals_one_device(records, tmp_path):
     # Each replica takes half of every global batch; the gradients are summed and the
     # loss scaled by 1/replicas, so the update equals the one-device update.
     assert_same_weights(single, mirrored, atol=2e-5)
-    moved = max(np.abs(single[k]).max() for k in single if k.startswith("w"))
-    assert moved > 0
+    # ... and training did move them: the step-2 and step-4 checkpoints differ.
+    early, late = (checkpoint_arrays(tmp_path / "mirrored" / "checkpoints" /
+                                     f"ckpt-{step}.weights.h5") for step in (2, 4))
+    assert max(np.abs(early[k] - late[k]).max() for k in early) > 1e-4
 
 
 def test_multi_worker_mirrored_with_two_local_workers(records, tmp_path):
@@ -116,6 +119,15 @@ def test_jax_data_parallel_over_two_host_devices(records, tmp_path):
     assert int(single["num_replicas"]) == 1 and int(parallel["num_replicas"]) == 2
     assert int(parallel["iterations"]) == STEPS
     assert_same_weights(single, parallel, atol=2e-5)
+
+
+def checkpoint_arrays(path):
+    """Every model weight of a checkpoint file, by its path inside the file."""
+    arrays = {}
+    with h5py.File(path) as f:
+        f["layers"].visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                               if isinstance(item, h5py.Dataset) else None)
+    return arrays
 
 
 def free_ports(count):
