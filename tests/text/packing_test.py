@@ -80,3 +80,16 @@ def test_errors():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_single_segment_of_every_length_around_the_limit():
+    seq_length = 6
+    rows = [list(range(1, n + 1)) for n in range(seq_length + 3)]  # 0..8 pieces
+    out = pack_inputs([tf.ragged.constant(rows, dtype=tf.int64)], seq_length, CLS, SEP)
+    for row, ids, mask in zip(rows, out[names.INPUT_WORD_IDS].numpy().tolist(),
+                              out[names.INPUT_MASK].numpy().tolist()):
+        kept = row[:seq_length - 2]
+        expected = [CLS] + kept + [SEP]
+        assert ids == expected + [PAD] * (seq_length - len(expected)), row
+        assert mask == [1] * len(expected) + [0] * (seq_length - len(expected)), row
+    assert out[names.INPUT_TYPE_IDS].numpy().tolist() == [[0] * seq_length] * len(rows)
