@@ -7,9 +7,7 @@ a training step of a 2-class classifier on top (forward, backward, Adam update).
     .venv/bin/python benchmarks/encoder_benchmark.py --preset bert_small --seq 128 --batch 16
 """
 
-import argparse
 import platform
-import time
 
 import keras
 import keras_hub
@@ -17,14 +15,7 @@ import numpy as np
 
 import keras_bert_app as kba
 
-
-def timed(fn, warmup, steps):
-    for _ in range(warmup):
-        fn()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
+from harness import model_benchmark_parser, seconds_per_step
 
 
 def ours(config, jit):
@@ -53,14 +44,7 @@ def keras_hub_model(config, jit):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="bert_small")
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--jit_compile", action="store_true")
-    args = parser.parse_args()
+    args = model_benchmark_parser(__doc__).parse_args()
 
     config = kba.BertConfig.from_preset(args.preset)
     rng = np.random.default_rng(0)
@@ -77,8 +61,10 @@ def main():
                         ("keras-hub BertBackbone", keras_hub_model)):
         encoder, classifier, adapt = build(config, args.jit_compile)
         inputs = adapt(x)
-        infer = timed(lambda: encoder.predict_on_batch(inputs), args.warmup, args.steps)
-        train = timed(lambda: classifier.train_on_batch(inputs, y), args.warmup, args.steps)
+        infer = seconds_per_step(lambda: encoder.predict_on_batch(inputs), args.warmup,
+                                 args.steps, np.mean)
+        train = seconds_per_step(lambda: classifier.train_on_batch(inputs, y),
+                                 args.warmup, args.steps, np.mean)
         print(f"{name:<34}{args.batch / infer:>18.1f}{args.batch / train:>18.1f}")
 
 

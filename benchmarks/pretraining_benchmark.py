@@ -9,11 +9,8 @@ text, and the resulting non-padding tokens/s.
     .venv/bin/python benchmarks/pretraining_benchmark.py [--jit_compile] [--corpus FILE]
 """
 
-import argparse
 import os
 import platform
-import sys
-import time
 
 import keras
 import numpy as np
@@ -21,18 +18,9 @@ import numpy as np
 import keras_bert_app as kba
 from keras_bert_app import names
 
+from harness import minilm_model_dir, model_benchmark_parser, seconds_per_step
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def timed(step, warmup, steps):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def batch(config, size, seq, predictions, seed=0):
@@ -150,21 +138,12 @@ def fill_ratios(corpus, vocab_file, seq, lines):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="bert_small")
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=16)
+    parser = model_benchmark_parser(__doc__)
     parser.add_argument("--predictions", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--jit_compile", action="store_true")
     parser.add_argument("--corpus", default=os.path.join(
         REPO, "..", "shared", "data", "corpus", "tinyshakespeare.txt"))
     parser.add_argument("--lines", type=int, default=8000)
     args = parser.parse_args()
-
-    sys.path.insert(0, REPO)
-    from tests.helpers import minilm_model_dir
 
     config = kba.BertConfig.from_preset(args.preset)
     data = batch(config, args.batch, args.seq, args.predictions)
@@ -180,7 +159,7 @@ def main():
              lambda: hugging_face_step(config, data))]
     speed = {}
     for title, key, build in runs:
-        seconds = timed(build(), args.warmup, args.steps)
+        seconds = seconds_per_step(build(), args.warmup, args.steps)
         speed[key] = args.batch / seconds
         print(f"  {title:<44}{speed[key]:>8.2f} seq/s")
 
