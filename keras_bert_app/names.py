@@ -55,6 +55,13 @@ BERT_CONFIG_FILE = "bert_config.json"
 VOCAB_FILE = "vocab.txt"
 TEXT_CONFIG_FILE = "text_config.json"
 WEIGHTS_FILE = "model.weights.h5"  # a BertPretrainer's weights (encoder + heads)
+TASK_CONFIG_FILE = "task_config.json"  # the task and heads the weights are for
+
+# Tasks and heads recorded in TASK_CONFIG_FILE. The next-sentence head serves NSP and
+# sentence-order prediction alike (one 2-way head on the pooled output).
+PRETRAINING_TASK = "pretraining"
+MASKED_LM_HEAD = "masked_lm"
+NEXT_SENTENCE_HEAD = "next_sentence"
 
 # Preprocessing SavedModel: the input key of its serving signature.
 SERVING_TEXT_INPUT = "text"

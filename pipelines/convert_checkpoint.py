@@ -4,7 +4,12 @@
         --input_path=HF_DIR --output_dir=MODEL_DIR
     python -m pipelines.convert_checkpoint --source_format=tf1 \
         --input_path=uncased_L-12_H-768_A-12 --do_lower_case=true --output_dir=MODEL_DIR
+
+A source that lacks any encoder weight is an error (exit status 2, the import report
+on stderr) and nothing is written; missing pre-training heads are a warning.
 """
+
+import sys
 
 from absl import flags
 
@@ -28,6 +33,11 @@ def main(argv):
     report = convert_checkpoint(FLAGS.source_format, FLAGS.input_path, FLAGS.output_dir,
                                 do_lower_case=FLAGS.do_lower_case)
     print(report.format())
+    if report.missing_heads:
+        print(f"warning: the source lacks {len(report.missing_heads)} pre-training head "
+              "weights (listed above); they start from their initial values (fine for "
+              "fine-tuning; the masked-LM / NSP outputs are not the source's).",
+              file=sys.stderr)
     print(f"Wrote the model directory {FLAGS.output_dir}")
 
 

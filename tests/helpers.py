@@ -181,3 +181,16 @@ def ragged_to_lists(ragged):
     row_splits = ragged.row_splits.numpy().tolist()
     words = [values[a:b] for a, b in zip(word_splits[:-1], word_splits[1:])]
     return [words[a:b] for a, b in zip(row_splits[:-1], row_splits[1:])]
+
+
+def free_ports(count):
+    """`count` free localhost ports, for TF_CONFIG clusters of local processes."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

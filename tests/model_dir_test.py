@@ -1,13 +1,17 @@
 """Pre-trained model directories: written whole, read back whole, checked."""
 
+import json
+import os
 import sys
 
+import h5py
+import keras
 import numpy as np
 import pytest
 
 import keras_bert_app as kba
 from keras_bert_app import names
-from keras_bert_app.model_dir import save_model_dir
+from keras_bert_app.model_dir import TaskConfig, save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.text.text_config import TextConfig
 from tests.helpers import encoder_batch, tiny_config
@@ -19,21 +23,143 @@ def write_vocab(path):
     return str(path)
 
 
-def test_round_trip(tmp_path):
-    vocab = write_vocab(tmp_path / "source_vocab.txt")
-    pretrainer = BertPretrainer(BertEncoder(tiny_config()))
-    save_model_dir(str(tmp_path / "model"), pretrainer, vocab,
+def saved_model_dir(tmp_path, next_sentence_prediction=True, name="model"):
+    """(directory, pretrainer) for a tiny pretrainer saved whole."""
+    vocab = write_vocab(tmp_path / f"{name}_vocab.txt")
+    keras.utils.set_random_seed(3)
+    pretrainer = BertPretrainer(BertEncoder(tiny_config()),
+                                next_sentence_prediction=next_sentence_prediction)
+    save_model_dir(str(tmp_path / name), pretrainer, vocab,
                    TextConfig.for_vocab(vocab, do_lower_case=False))
+    return tmp_path / name, pretrainer
+
+
+def read_task_config(model_dir):
+    return json.loads((model_dir / names.TASK_CONFIG_FILE).read_text())
+
+
+def write_task_config(model_dir, values):
+    (model_dir / names.TASK_CONFIG_FILE).write_text(json.dumps(values))
+
+
+def assert_same_weights(expected, actual):
+    assert len(expected.weights) == len(actual.weights)
+    for e, a in zip(expected.weights, actual.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(e),
+                                      keras.ops.convert_to_numpy(a), err_msg=e.path)
+
+
+def test_round_trip(tmp_path):
+    model_dir, pretrainer = saved_model_dir(tmp_path)
     for name in (names.BERT_CONFIG_FILE, names.VOCAB_FILE, names.TEXT_CONFIG_FILE,
-                 names.WEIGHTS_FILE):
-        assert (tmp_path / "model" / name).is_file()
-    encoder = kba.load_encoder(str(tmp_path / "model"))
+                 names.TASK_CONFIG_FILE, names.WEIGHTS_FILE):
+        assert (model_dir / name).is_file()
+    assert not [n for n in os.listdir(model_dir) if "partial" in n]
+    encoder = kba.load_encoder(str(model_dir))
     assert encoder.config == tiny_config()
     batch = encoder_batch()
     np.testing.assert_array_equal(np.asarray(encoder(batch)[names.POOLED_OUTPUT]),
                                   np.asarray(pretrainer.encoder(batch)[names.POOLED_OUTPUT]))
-    preprocessor = kba.load_preprocessor(str(tmp_path / "model"), seq_length=16)
+    preprocessor = kba.load_preprocessor(str(model_dir), seq_length=16)
     assert preprocessor.text_config.do_lower_case is False
+
+
+@pytest.mark.parametrize("next_sentence_prediction, heads", [
+    (True, ["masked_lm", "next_sentence"]), (False, ["masked_lm"])])
+def test_the_task_config_records_the_heads_and_load_restores_them(
+        tmp_path, next_sentence_prediction, heads):
+    model_dir, pretrainer = saved_model_dir(tmp_path, next_sentence_prediction)
+    assert read_task_config(model_dir) == {"task": "pretraining", "heads": heads}
+    loaded = kba.load_pretrainer(str(model_dir))
+    assert loaded.next_sentence_prediction is next_sentence_prediction
+    assert_same_weights(pretrainer, loaded)
+
+
+@pytest.mark.parametrize("saved_with_nsp, recorded_heads", [
+    (True, ["masked_lm"]), (False, ["masked_lm", "next_sentence"])])
+def test_a_task_config_that_contradicts_the_weights_is_an_error(
+        tmp_path, saved_with_nsp, recorded_heads):
+    model_dir, _ = saved_model_dir(tmp_path, saved_with_nsp)
+    write_task_config(model_dir, {"task": "pretraining", "heads": recorded_heads})
+    with pytest.raises(ValueError, match=r"task_config\.json lists the heads .* but "
+                       r".*model\.weights\.h5 (holds|has no) next_sentence head"):
+        kba.load_pretrainer(str(model_dir))
+
+
+def test_a_fine_tuned_task_is_not_loaded_as_a_pretrainer(tmp_path):
+    model_dir, _ = saved_model_dir(tmp_path)
+    write_task_config(model_dir, {"task": "classification", "heads": ["classifier"],
+                                  "label_names": ["neg", "pos"], "max_seq_length": 128})
+    with pytest.raises(ValueError, match="task='classification'; load_pretrainer reads "
+                       "pre-trained model directories"):
+        kba.load_pretrainer(str(model_dir))
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"task": "pretraining"}, "task and heads required"),
+    ({"task": "pretraining", "heads": ["masked_lm"], "dropout": 0.1}, "dropout"),
+    ({"task": "pretraining", "heads": "masked_lm"}, "heads='masked_lm' must be a list"),
+    ({"task": "pretraining", "heads": ["next_sentence"]}, "pre-training has 'masked_lm'"),
+    ({"task": "pretraining", "heads": ["masked_lm", "span"]}, "pre-training has"),
+    ({"task": "", "heads": ["masked_lm"]}, "task='' must be a non-empty string"),
+    ({"task": "classification", "heads": ["classifier"], "max_seq_length": 0},
+     "max_seq_length=0 must be a positive integer"),
+    (["pretraining"], "expected a JSON object"),
+])
+def test_a_malformed_task_config_is_an_error_naming_the_file(tmp_path, values, message):
+    model_dir, _ = saved_model_dir(tmp_path)
+    write_task_config(model_dir, values)
+    with pytest.raises(ValueError, match=names.TASK_CONFIG_FILE) as error:
+        kba.load_pretrainer(str(model_dir))
+    assert message in str(error.value)
+
+
+def test_task_config_holds_what_fine_tuned_directories_record(tmp_path):
+    config = TaskConfig(task="classification", heads=["classifier"],
+                        label_names=["entailment", "not_entailment"], max_seq_length=128)
+    config.to_json_file(tmp_path / "task_config.json")
+    assert json.loads((tmp_path / "task_config.json").read_text()) == {
+        "task": "classification", "heads": ["classifier"],
+        "label_names": ["entailment", "not_entailment"], "max_seq_length": 128}
+    assert TaskConfig.from_json_file(tmp_path / "task_config.json") == config
+
+
+@pytest.mark.parametrize("next_sentence_prediction", [True, False])
+def test_a_directory_without_task_config_has_its_heads_read_from_the_weights(
+        tmp_path, next_sentence_prediction):
+    # As written before task_config.json existed.
+    model_dir, pretrainer = saved_model_dir(tmp_path, next_sentence_prediction)
+    (model_dir / names.TASK_CONFIG_FILE).unlink()
+    loaded = kba.load_pretrainer(str(model_dir))
+    assert loaded.next_sentence_prediction is next_sentence_prediction
+    assert_same_weights(pretrainer, loaded)
+
+
+def test_the_heads_are_read_from_variable_shapes_not_from_layer_names(tmp_path):
+    model_dir, _ = saved_model_dir(tmp_path, next_sentence_prediction=False)
+    (model_dir / names.TASK_CONFIG_FILE).unlink()
+    with h5py.File(model_dir / names.WEIGHTS_FILE, "a") as f:
+        # A Dense layer that is not a 2-way head on the hidden size: not the NSP head,
+        # whatever its name.
+        f["layers"].create_group("dense").create_group("vars").create_dataset(
+            "0", data=np.zeros((32, 3), "float32"))
+    assert not kba.load_pretrainer(str(model_dir)).next_sentence_prediction
+
+
+def test_weights_with_two_candidate_heads_are_refused(tmp_path):
+    model_dir, _ = saved_model_dir(tmp_path, next_sentence_prediction=True)
+    (model_dir / names.TASK_CONFIG_FILE).unlink()
+    with h5py.File(model_dir / names.WEIGHTS_FILE, "a") as f:
+        f.copy(f["layers"]["dense"], f["layers"], name="another_dense")
+    with pytest.raises(ValueError, match="has 2 layers shaped like the next_sentence head"):
+        kba.load_pretrainer(str(model_dir))
+
+
+def test_a_weights_file_that_is_not_hdf5_is_an_error_naming_it(tmp_path):
+    model_dir, _ = saved_model_dir(tmp_path)
+    (model_dir / names.WEIGHTS_FILE).write_text("not weights")
+    with pytest.raises(ValueError, match=r"model\.weights\.h5 is not a Keras weights file"):
+        kba.load_pretrainer(str(model_dir))
 
 
 def test_missing_files_and_a_foreign_vocabulary_are_clear_errors(tmp_path):

@@ -17,6 +17,8 @@ _OPTIMIZER_STATE = re.compile(r"(.*/(adam_[mv]|Adam(_1)?|LAMB(_1)?|Momentum)$)|g
 _HF_TIED = {"cls.predictions.decoder.weight": "bert/embeddings/word_embeddings",
             "cls.predictions.decoder.bias": "cls/predictions/output_bias"}
 _HF_BUFFERS = re.compile(r"(bert\.)?embeddings\.position_ids")
+# Google names of the encoder's weights; the rest (`cls/`) are pre-training heads.
+ENCODER_PREFIX = "bert/"
 
 
 @dataclasses.dataclass
@@ -28,6 +30,19 @@ class ImportReport:
     unused: list  # source entries that no model weight took
     missing: list  # model weights the source lacked (left at their initial values)
     skipped: list = dataclasses.field(default_factory=list)  # optimizer state, tied copies
+    notes: list = dataclasses.field(default_factory=list)  # checks made or not possible
+
+    @property
+    def missing_encoder(self):
+        """Missing weights of the encoder (pooler included): an import without them
+        would be a randomly initialised model under a pre-trained name."""
+        return [name for name in self.missing if name.startswith(ENCODER_PREFIX)]
+
+    @property
+    def missing_heads(self):
+        """Missing pre-training head weights (MLM transform and bias, NSP): a bare
+        encoder checkpoint has none; they start from their initial values."""
+        return [name for name in self.missing if not name.startswith(ENCODER_PREFIX)]
 
     def format(self):
         lines = [f"Imported {self.source}",
@@ -38,7 +53,22 @@ class ImportReport:
                               self.skipped)):
             lines.append(f"  {title}: {len(items)}")
             lines.extend(f"    {name}" for name in items)
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+class MissingEncoderWeightsError(ValueError):
+    """A checkpoint lacks encoder weights; `report` says what it held instead."""
+
+    def __init__(self, report):
+        missing = report.missing_encoder
+        total = len(missing) + sum(name.startswith(ENCODER_PREFIX) for name in report.loaded)
+        super().__init__(
+            f"{report.source} lacks {len(missing)} of the encoder's {total} weights (e.g. "
+            f"{missing[0]}); {len(report.loaded)} matched, {len(report.unused)} source "
+            f"entries unused (the report below lists them). No weight was assigned."
+            f"\n{report.format()}")
+        self.report = report
 
 
 def read_hf_weights(directory):
@@ -101,10 +131,16 @@ def tf1_to_google(weights):
     return out, skipped
 
 
-def load_into(pretrainer, google_weights, source, unused=(), skipped=()):
-    """Assigns `google_weights` to `pretrainer`; a shape mismatch is an error."""
+def load_into(pretrainer, google_weights, source, unused=(), skipped=(), notes=()):
+    """Assigns `google_weights` to `pretrainer` and returns the `ImportReport`.
+
+    All or nothing: a shape mismatch (`ValueError`) or a missing encoder weight
+    (`MissingEncoderWeightsError`, a `ValueError` whose message holds the report) is
+    raised before any variable is assigned. Missing pre-training heads are not an
+    error: they keep their initial values and the report lists them.
+    """
     variables = model_variables(pretrainer)
-    loaded, missing = [], []
+    loaded, missing, arrays = [], [], {}
     for name, variable in variables.items():
         if name not in google_weights:
             missing.append(name)
@@ -114,11 +150,16 @@ def load_into(pretrainer, google_weights, source, unused=(), skipped=()):
             raise ValueError(f"Shape mismatch for {name}: the checkpoint has "
                              f"{tuple(array.shape)}, the model (from its config) expects "
                              f"{tuple(variable.shape)}.")
-        variable.assign(array.astype(variable.dtype))
+        arrays[name] = array
         loaded.append(name)
     unused = sorted(set(unused) | (set(google_weights) - set(variables)))
-    return ImportReport(source=source, loaded=loaded, unused=unused, missing=missing,
-                        skipped=list(skipped))
+    report = ImportReport(source=source, loaded=loaded, unused=unused, missing=missing,
+                          skipped=list(skipped), notes=list(notes))
+    if report.missing_encoder:
+        raise MissingEncoderWeightsError(report)
+    for name, array in arrays.items():
+        variables[name].assign(array.astype(variables[name].dtype))
+    return report
 
 
 def hf_do_lower_case(directory):

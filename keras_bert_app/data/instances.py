@@ -5,6 +5,11 @@ data exactly. Follows google-research/bert step for step: segments accumulated t
 (sometimes short) target length, a random split into A and B, B replaced by a random
 document's text half of the time, random front/back truncation, and 15% masking
 (80% [MASK], 10% a random vocabulary token, 10% unchanged) over whole words or pieces.
+One departure: a random B never comes from A's own document. Google's code takes it
+from there after ten draws that all hit A's document, and always in a corpus of one
+document; here the draw then picks another document, and a one-document corpus gets
+the actual continuation (label 0; a one-sentence chunk split in two, as for SOP).
+With two or more documents every draw is Google's (ten misses aside).
 """
 
 import dataclasses
@@ -72,26 +77,27 @@ class InstanceMaker:
                     a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
                     tokens_a = [t for segment in chunk[:a_end] for t in segment]
                     tokens_b, label = [], 0
-                    if self.settings.sentence_prediction == "nsp":
-                        if len(chunk) == 1 or rng.random() < 0.5:
-                            label = 1
-                            tokens_b = self._random_text(documents, document_index,
-                                                         target_length - len(tokens_a))
-                            i -= len(chunk) - a_end  # put the unused segments back
-                        else:
-                            tokens_b = [t for segment in chunk[a_end:] for t in segment]
-                    else:  # sop: B is always the actual continuation; swap half
-                        if len(chunk) == 1:
-                            # One sentence: split it, so order is still what is learned.
-                            if len(tokens_a) < 2:
-                                chunk, length, i = [], 0, i + 1
-                                continue
-                            cut = rng.randint(1, len(tokens_a) - 1)
-                            tokens_a, tokens_b = tokens_a[:cut], tokens_a[cut:]
-                        else:
-                            tokens_b = [t for segment in chunk[a_end:] for t in segment]
-                        if rng.random() < 0.5:
-                            tokens_a, tokens_b, label = tokens_b, tokens_a, 1
+                    nsp = self.settings.sentence_prediction == "nsp"
+                    # Google draws "random" text from the same document when it is the
+                    # only one (labelled random all the same); here a corpus of one
+                    # document gets the actual continuation instead, as SOP does.
+                    if nsp and len(documents) > 1 and (len(chunk) == 1
+                                                       or rng.random() < 0.5):
+                        label = 1
+                        tokens_b = self._random_text(documents, document_index,
+                                                     target_length - len(tokens_a))
+                        i -= len(chunk) - a_end  # put the unused segments back
+                    elif len(chunk) == 1:
+                        # One sentence: split it, so B is still its continuation.
+                        if len(tokens_a) < 2:
+                            chunk, length, i = [], 0, i + 1
+                            continue
+                        cut = rng.randint(1, len(tokens_a) - 1)
+                        tokens_a, tokens_b = tokens_a[:cut], tokens_a[cut:]
+                    else:
+                        tokens_b = [t for segment in chunk[a_end:] for t in segment]
+                    if not nsp and rng.random() < 0.5:  # sop: swap half
+                        tokens_a, tokens_b, label = tokens_b, tokens_a, 1
                     self._truncate_pair(tokens_a, tokens_b, max_num_tokens)
                     if tokens_a and tokens_b:
                         tokens = ([self.cls_id] + tokens_a + [self.sep_id] + tokens_b
@@ -104,10 +110,13 @@ class InstanceMaker:
 
     def _random_text(self, documents, document_index, target_length):
         rng = self.rng
-        for _ in range(10):
+        for _ in range(10):  # Google's draw (kept: the same seed, the same records)
             random_index = rng.randint(0, len(documents) - 1)
             if random_index != document_index:
                 break
+        else:  # Google would use its own document after 10 misses: never the same one
+            random_index = (document_index + rng.randint(1, len(documents) - 1)) % len(
+                documents)
         document = documents[random_index]
         tokens = []
         for segment in document[rng.randint(0, len(document) - 1):]:

@@ -192,7 +192,8 @@ def _write(instances, config):
             names.NEXT_SENTENCE_LABELS: _ints([instance.next_sentence_label]),
         }
         example = tf.train.Example(features=tf.train.Features(feature=features))
-        writers[number % len(writers)].write(example.SerializeToString())
+        # Canonical bytes: protobuf orders map entries (the features) per process.
+        writers[number % len(writers)].write(example.SerializeToString(deterministic=True))
     for writer in writers:
         writer.close()
 

@@ -1,6 +1,8 @@
 """`raw_text_pretraining_dataset`: pre-training batches straight from text files, in
 the TF graph — segment pairs (NSP or SOP) and masking drawn anew every epoch."""
 
+import numbers
+
 import tensorflow as tf
 
 from keras_bert_app import names
@@ -13,34 +15,59 @@ def raw_text_pretraining_dataset(file_pattern, vocab_file, batch_size, do_lower_
                                  max_seq_length=128, max_predictions_per_seq=20,
                                  masked_lm_prob=0.15, short_seq_prob=0.1,
                                  sentence_prediction="nsp", do_whole_word_mask=False,
-                                 is_training=True, seed=None, shuffle_buffer_size=2048):
+                                 is_training=True, seed=None, shuffle_buffer_size=2048,
+                                 skip_batches=0):
     """Batches `(features, labels)` for `BertPretrainer.fit`, made from raw text.
 
     Input is Google's format: one sentence per line, a blank line between documents.
     Each file is read whole and tokenized in the graph. Documents are cut into
     chunks of whole sentences up to a target length (`max_seq_length - 3`, or with
     probability `short_seq_prob` a random shorter one), as Google's
-    `create_pretraining_data` does. Each chunk becomes one sequence:
+    `create_pretraining_data` does. Every chunk carries the id of its document
+    (file, document in the file). Each chunk becomes one sequence:
 
     - `nsp`: A = the chunk's first sentences (a random number), B = the rest
-      (label 0) or, half the time, sentences of another batch member's chunk
-      (label 1; chunks are shuffled before batching, so almost always another
-      document's).
-    - `sop`: A and B as above from one chunk, swapped half the time (label 1).
+      (label 0) or, half the time and always for a one-sentence chunk, text of
+      another document (label 1): whole sentences of the chunk of a random batch
+      member whose document id differs, from a random sentence on until B reaches
+      the chunk's target length minus A's. A batch with no other document never
+      labels a B random: a chunk of two or more sentences keeps its actual next
+      sentences, a one-sentence chunk is split at a random token (B = the rest of
+      the sentence, empty for a one-token chunk), both label 0.
+    - `sop`: A and B as above from one chunk (a one-sentence chunk split at a random
+      token), swapped half the time (label 1).
     - `none`: the chunk as one segment (masked LM only; labels are all 0).
 
     Pairs are trimmed to fit like Google's `truncate_seq_pair` (from the longer,
     front or back at random), then masked by `DynamicMasker`. Everything random is
     drawn after `repeat`, so every epoch sees new pairs and new masks; with `seed`
     the stream is reproducible (it does not depend on how many iterators are made).
+    `skip_batches=N` starts the stream at its batch N (to resume a run): the
+    batches after it are those of the unskipped stream, and the skipped ones are
+    neither packed nor masked (they are still read, tokenized and chunked).
 
-    Differences from Google's offline algorithm: the sentences of a chunk not used
-    when B is random are not put back for the next sequence, and the random B comes
-    from a chunk in the same batch rather than from any document.
+    Differences from Google's offline algorithm (`instances.py` follows it):
+    - The random B comes from a chunk of another document in the same batch, not
+      from any document of the corpus: a document is drawn in proportion to its
+      chunks in the batch, and B cannot run past the end of that chunk (Google's
+      runs on to the end of the document). To keep B as long as Google's, its first
+      sentence is drawn among those that leave enough of the chunk for the target
+      (the chunk's first sentence when none does).
+    - The sentences of a chunk that a random B leaves unused are not put back for
+      the next sequence (Google starts the next chunk with them).
+    - A batch without another document gives label 0 as described above, where
+      Google's draw from the corpus would find one (and in a corpus of one document
+      takes A's own as "random" B).
+    - Every chunk draws its own target length; Google draws one per document.
+    - A new file starts a new document (Google's reader carries one over a file end).
+    - For SOP a one-sentence chunk is split at a random token, as `instances.py`
+      does (ALBERT's script pairs it with random text).
     """
     if sentence_prediction not in names.SENTENCE_PREDICTION_MODES:
         raise ValueError(f"sentence_prediction={sentence_prediction!r}; expected one of "
                          f"{list(names.SENTENCE_PREDICTION_MODES)}.")
+    if not _is_count(skip_batches):
+        raise ValueError(f"skip_batches={skip_batches!r} must be a non-negative integer.")
     if batch_size < 2 and sentence_prediction == "nsp":
         raise ValueError("NSP draws random segments from the rest of the batch: "
                          "batch_size must be at least 2.")
@@ -56,12 +83,18 @@ def raw_text_pretraining_dataset(file_pattern, vocab_file, batch_size, do_lower_
     if max_tokens < 2:
         raise ValueError(f"max_seq_length={max_seq_length} is too short.")
 
-    def documents(path):  # one file → documents, each `[sentences, pieces]`
+    def documents(file_index, path):  # one file → (document, its id)
         lines = tf.strings.strip(tf.strings.split(tf.io.read_file(path), "\n"))
-        return tf.data.Dataset.from_tensor_slices(_group_documents(tokenizer, lines)).filter(
-            lambda doc: tf.size(doc.flat_values) > 0)
+        grouped = _group_documents(tokenizer, lines)  # [documents, sentences, pieces]
+        # Unique across files (and the same in every epoch): file * 2^32 + document.
+        # (Zipped, not sliced as one tuple: slicing ragged and dense together trips
+        # TensorFlow's type inference, a logged warning.)
+        ids = file_index * (1 << 32) + tf.range(grouped.nrows())
+        return tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(grouped),
+                                    tf.data.Dataset.from_tensor_slices(ids))).filter(
+            lambda doc, _: tf.size(doc.flat_values) > 0)
 
-    def chunks(document, seed):  # [sentences, pieces] → chunks of whole sentences
+    def chunks(document, document_id, seed):  # [sentences, pieces] → whole-sentence chunks
         lengths = tf.cast(document.row_lengths(), tf.int32)
         count = tf.shape(lengths)[0]
         short_seed, length_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -80,13 +113,19 @@ def raw_text_pretraining_dataset(file_pattern, vocab_file, batch_size, do_lower_
                                                                       tf.int64))
         tokens = grouped.merge_dims(1, 2)  # [chunks, pieces]
         boundaries = tf.cumsum(tf.cast(grouped.row_lengths(axis=2), tf.int32), axis=1)
-        return tf.data.Dataset.from_tensor_slices((tokens, boundaries))
+        num_chunks = tokens.nrows(out_type=tf.int32)
+        return tf.data.Dataset.zip((
+            tf.data.Dataset.from_tensor_slices((tokens, boundaries)),
+            tf.data.Dataset.from_tensor_slices((tf.fill([num_chunks], document_id),
+                                                targets[:num_chunks]))))  # chunk c's target
 
-    def sequences(tokens, boundaries, seed):  # a batch of chunks → packed and masked
-        return _make_batch(tokens, boundaries, seed, sentence_prediction, max_tokens,
-                           max_seq_length, special, masker)
+    def sequences(chunk, seed):  # a batch of chunks → packed and masked
+        (tokens, boundaries), (document_ids, targets) = chunk
+        return _make_batch(tokens, boundaries, document_ids, targets, seed,
+                           sentence_prediction, max_tokens, max_seq_length, special, masker)
 
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(files), dtype=tf.int64),
+                                                  files))
     if is_training:  # repeat first: everything below is drawn anew each epoch
         dataset = dataset.repeat().shuffle(len(files), seed=seed,
                                            reshuffle_each_iteration=False)
@@ -94,15 +133,24 @@ def raw_text_pretraining_dataset(file_pattern, vocab_file, batch_size, do_lower_
                                  num_parallel_calls=tf.data.AUTOTUNE,
                                  deterministic=True)
     dataset = tf.data.Dataset.zip((dataset, _seeds(seed, 1)))
-    dataset = dataset.flat_map(chunks)
+    dataset = dataset.flat_map(lambda document, seed: chunks(*document, seed))
     if is_training:
         dataset = dataset.shuffle(shuffle_buffer_size, seed=seed,
                                   reshuffle_each_iteration=False)
     dataset = dataset.ragged_batch(batch_size, drop_remainder=is_training)
     dataset = tf.data.Dataset.zip((dataset, _seeds(seed, 2)))
-    dataset = dataset.map(lambda chunk, seed: sequences(*chunk, seed),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Batch i keeps seed i whether or not batches before it are skipped; skipping here
+    # spares the pack/mask work of the skipped batches.
+    dataset = dataset.skip(int(skip_batches))
+    dataset = dataset.map(sequences, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _is_count(value):
+    """A non-negative int (NumPy's too, as a step counter gives it), not a bool."""
+    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and value >= 0)
 
 
 def _group_documents(tokenizer, lines):
@@ -125,7 +173,8 @@ def _seeds(seed, salt):
     return tf.data.Dataset.random(seed=base).batch(2)
 
 
-def _make_batch(tokens, boundaries, seed, mode, max_tokens, seq_length, special, masker):
+def _make_batch(tokens, boundaries, document_ids, targets, seed, mode, max_tokens,
+                seq_length, special, masker):
     tokens = tf.cast(tokens, tf.int32)  # [batch, pieces] ragged
     boundaries = tf.cast(boundaries, tf.int32)  # [batch, sentences] ragged: sentence ends
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 8))
@@ -140,39 +189,29 @@ def _make_batch(tokens, boundaries, seed, mode, max_tokens, seq_length, special,
     if mode == "none":
         segments = [tokens]  # pack_inputs keeps the first max_tokens
     else:
+        if mode == "nsp":
+            partner, has_other = _other_document_rows(document_ids, uniform(3))
+            # Never a "random" B from the same document: without another document in
+            # the batch, the actual continuation (label 0).
+            is_random = has_other & ((uniform(2) < 0.5) | (sentences < 2))
+            split_one_sentence = tf.logical_not(has_other)
+        else:
+            split_one_sentence = tf.ones([batch], tf.bool)
         # A ends after a random number (1 .. sentences-1) of sentences; a one-sentence
-        # chunk is split at a random token instead (SOP) or gets a random B (NSP).
+        # chunk is split at a random token (1 .. total-1) or, with a random B, is all A.
         cut = 1 + tf.cast(uniform(0) * tf.cast(tf.maximum(sentences - 1, 1), tf.float32),
                           tf.int32)
-        a_length = tf.gather(boundaries, cut - 1, batch_dims=1)
-        a_length = tf.where(sentences > 1, a_length, total)
-        if mode == "sop":
-            token_cut = 1 + tf.cast(uniform(1) * tf.cast(tf.maximum(total - 1, 1),
-                                                         tf.float32), tf.int32)
-            a_length = tf.where(sentences > 1, a_length, tf.minimum(token_cut, total))
-        zero = tf.zeros_like(total)
-        a = ragged_slice(tokens, zero, a_length)
+        token_cut = 1 + tf.cast(uniform(1) * tf.cast(tf.maximum(total - 1, 1), tf.float32),
+                                tf.int32)
+        a_length = tf.where(sentences > 1, tf.gather(boundaries, cut - 1, batch_dims=1),
+                            tf.where(split_one_sentence, tf.minimum(token_cut, total),
+                                     total))
+        a = ragged_slice(tokens, tf.zeros_like(total), a_length)
         b = ragged_slice(tokens, a_length, total)
         if mode == "nsp":
-            is_random = (uniform(2) < 0.5) | (sentences < 2)
-            # Another chunk of the batch (a rotation), from a random sentence on, whole
-            # sentences until B reaches `max_tokens - len(A)` tokens (Google's target).
-            shift = 1 + tf.cast(uniform(3)[0] * tf.cast(tf.maximum(batch - 1, 1),
-                                                        tf.float32), tf.int32)
-            partner = (tf.range(batch) + shift) % batch
-            p_tokens = tf.gather(tokens, partner)
-            p_bounds = tf.gather(boundaries, partner)
-            p_sentences = tf.gather(sentences, partner)
-            first = tf.cast(uniform(4) * tf.cast(p_sentences, tf.float32), tf.int32)
-            p_starts = tf.concat([tf.zeros([batch, 1], tf.int32),
-                                  p_bounds.to_tensor(0)], 1)
-            start = tf.gather(p_starts, first, batch_dims=1)
-            wanted = start + tf.maximum(max_tokens - tf.cast(a.row_lengths(), tf.int32), 1)
-            reaching = tf.ragged.boolean_mask(p_bounds, p_bounds >= wanted[:, None])
-            stop = tf.where(reaching.row_lengths() > 0,
-                            tf.reduce_min(reaching, axis=1),
-                            tf.gather(total, partner))
-            random_b = ragged_slice(p_tokens, start, stop)
+            # Google's target for a random B: the chunk's target less A's length.
+            wanted = tf.maximum(targets - tf.cast(a.row_lengths(), tf.int32), 1)
+            random_b = _random_segment(tokens, boundaries, partner, wanted, uniform(4))
             b = _choose_rows(is_random, random_b, b)
             labels = tf.cast(is_random, tf.int32)
         else:
@@ -188,6 +227,49 @@ def _make_batch(tokens, boundaries, seed, mode, max_tokens, seq_length, special,
     features, mlm_labels = masker(packed, seeds[6])
     mlm_labels[names.NEXT_SENTENCE_LABELS] = labels[:, None]
     return features, mlm_labels
+
+
+def _other_document_rows(document_ids, uniform):
+    """For each row, a row of another document, uniformly at random among the batch's
+    rows whose `document_ids` differ; and whether there is one (`[batch]` each).
+
+    O(batch log batch): the rows sorted by document, row i's own document is one
+    block of that order, and the `k`-th other row is the `k`-th position outside it.
+    """
+    batch = tf.shape(document_ids)[0]
+    _, group = tf.unique(document_ids)  # [batch]: the row's document, numbered 0..
+    counts = tf.math.bincount(group, dtype=tf.int32)  # rows per document
+    order = tf.argsort(group, stable=True)  # row indices, grouped by document
+    same = tf.gather(counts, group)  # rows of the row's own document (itself included)
+    block_start = tf.gather(tf.cumsum(counts, exclusive=True), group)
+    others = batch - same
+    k = tf.minimum(tf.cast(uniform * tf.cast(others, tf.float32), tf.int32),
+                   tf.maximum(others - 1, 0))
+    position = tf.where(k < block_start, k, k + same)
+    partner = tf.gather(order, tf.minimum(position, batch - 1))
+    return partner, others > 0
+
+
+def _random_segment(tokens, boundaries, partner, wanted, uniform):
+    """Row i: whole sentences of chunk `partner[i]` from a random sentence on, until
+    `wanted[i]` tokens are reached or the chunk ends (Google's random B).
+
+    The first sentence is drawn among those leaving at least `wanted` tokens (the
+    chunk's first when none does), so that B is not cut short by the chunk's end more
+    often than Google's is by a document's end.
+    """
+    p_tokens = tf.gather(tokens, partner)  # [batch, pieces]
+    p_bounds = tf.gather(boundaries, partner)  # [batch, sentences]: sentence ends
+    p_total = tf.cast(p_tokens.row_lengths(), tf.int32)
+    starts = tf.concat([tf.zeros_like(p_bounds[:, :1]), p_bounds[:, :-1]], 1)  # ragged
+    # Starts increase, so the sentences leaving enough are a prefix: count them.
+    leaving_enough = tf.reduce_sum(tf.cast(p_total[:, None] - starts >= wanted[:, None],
+                                           tf.int32), axis=1)
+    first = tf.cast(uniform * tf.cast(tf.maximum(leaving_enough, 1), tf.float32), tf.int32)
+    start = tf.gather(starts, first, batch_dims=1)
+    reaching = tf.ragged.boolean_mask(p_bounds, p_bounds >= (start + wanted)[:, None])
+    stop = tf.where(reaching.row_lengths() > 0, tf.reduce_min(reaching, axis=1), p_total)
+    return ragged_slice(p_tokens, start, stop)
 
 
 def _choose_rows(condition, when_true, when_false):

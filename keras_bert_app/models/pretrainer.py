@@ -24,8 +24,9 @@ class BertPretrainer(BertTask):
     `fit` takes `(features, labels)` where labels hold `masked_lm_ids`,
     `masked_lm_weights` and `next_sentence_labels` (`[batch]` or `[batch, 1]`). The loss
     is `sum(w * CE_mlm) / sum(w) + mean(CE_nsp)`; the logged metrics are `loss`,
-    `masked_lm_loss`, `masked_lm_accuracy` (weighted by `masked_lm_weights`),
-    `next_sentence_loss` and `next_sentence_accuracy`.
+    `masked_lm_loss` and `masked_lm_accuracy` (means over the masked positions,
+    weighted by `masked_lm_weights`, as Google's evaluation computes them),
+    `next_sentence_loss` and `next_sentence_accuracy` (means over examples).
 
     Args:
         encoder: a `BertEncoder`.
@@ -103,7 +104,6 @@ class BertPretrainer(BertTask):
         mlm_weights = ops.cast(y[names.MASKED_LM_WEIGHTS], "float32")  # [batch, P]
         mlm_ce = keras.losses.sparse_categorical_crossentropy(
             mlm_ids, mlm_logits, from_logits=True)  # [batch, P]
-        mlm_loss = ops.divide_no_nan(ops.sum(mlm_ce * mlm_weights), ops.sum(mlm_weights))
         # Under tf.distribute each replica sees part of the batch; dividing by the
         # weight total of the whole global batch (summed over replicas) makes the
         # summed gradients those of one device on the whole batch.
@@ -114,16 +114,22 @@ class BertPretrainer(BertTask):
             global_weight, = sum_over_replicas([ops.stop_gradient(global_weight)], context)
         mlm_objective = ops.divide_no_nan(ops.sum(mlm_ce * mlm_weights) * replicas,
                                           global_weight)
-        self.masked_lm_loss_tracker.update_state(mlm_loss)
+        # Metrics as Google's run_pretraining evaluates them: the MLM loss averaged over
+        # masked positions (weights), the NSP loss over examples. Weighting by the data
+        # also makes each update wait for its batch: an unweighted scalar update adds
+        # its count of 1 even when Keras' step then stops on an exhausted iterator,
+        # which pulled `evaluate`'s means towards 0 by one phantom batch.
+        self.masked_lm_loss_tracker.update_state(mlm_ce, sample_weight=mlm_weights)
         self.masked_lm_accuracy_tracker.update_state(mlm_ids, mlm_logits,
                                                      sample_weight=mlm_weights)
         loss = mlm_objective
         if self.next_sentence_prediction:
             nsp_logits = y_pred[names.NSP_LOGITS]  # [batch, 2]
             nsp_labels = ops.reshape(y[names.NEXT_SENTENCE_LABELS], (-1,))  # [batch]
-            nsp_loss = ops.mean(keras.losses.sparse_categorical_crossentropy(
-                nsp_labels, nsp_logits, from_logits=True))
-            self.next_sentence_loss_tracker.update_state(nsp_loss)
+            nsp_ce = keras.losses.sparse_categorical_crossentropy(
+                nsp_labels, nsp_logits, from_logits=True)  # [batch]
+            nsp_loss = ops.mean(nsp_ce)
+            self.next_sentence_loss_tracker.update_state(nsp_ce)
             self.next_sentence_accuracy_tracker.update_state(nsp_labels, nsp_logits)
             loss = loss + nsp_loss
         # Regularisation losses added by layers, if any.

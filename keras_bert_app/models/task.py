@@ -33,24 +33,6 @@ class BertTask(keras.Model):
             metrics = self.default_metrics()
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    # Signatures differ by backend (JAX passes its state first).
-    def train_step(self, *args, **kwargs):
-        return _multi_worker_logs(super().train_step(*args, **kwargs))
-
-    def test_step(self, *args, **kwargs):
-        return _multi_worker_logs(super().test_step(*args, **kwargs))
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' TF trainer (3.15) peeks at a batch under a tf.distribute strategy and
-        # averages it with `strategy.reduce`, which fails for dict inputs under
-        # MultiWorkerMirroredStrategy. It only serves to build model, optimizer and
-        # compiled losses/metrics symbolically; skip it when all are built already.
-        pending = [getattr(self, "_compile_metrics", None),
-                   getattr(self, "_compile_loss", None), self.optimizer]
-        if self.built and all(p is None or p.built for p in pending):
-            return
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
     def compile_from_config(self, config):
         # Keras skips compiling on load when `compile` is overridden; ours keeps Keras'
         # signature, so the saved compile config can be replayed as it is.
@@ -78,18 +60,3 @@ def check_encoder(encoder, model_name):
         raise TypeError(f"{model_name} needs a BertEncoder, got "
                         f"{type(encoder).__name__}.")
     return encoder
-
-
-def _multi_worker_logs(logs):
-    """Under MultiWorkerMirroredStrategy, Keras' TF trainer (3.15) averages the step's
-    logs with `strategy.reduce("MEAN", v, axis=0)`, which rejects scalars: give each
-    replica's value a length-1 axis for it to average over."""
-    if keras.backend.backend() != "tensorflow":
-        return logs
-    import tensorflow as tf  # only on the TensorFlow backend
-
-    strategy = tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return logs
-    return {k: tf.reshape(v, [1]) if getattr(v, "shape", None) is not None and
-            v.shape.rank == 0 else v for k, v in logs.items()}

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
-from keras_bert_app.model_dir import model_dir_files
+from keras_bert_app.files import model_dir_files
 from keras_bert_app.text.packing import TRUNCATION_STRATEGIES, pack_inputs
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.tokenizer import BertTokenizer, check_strings

@@ -6,6 +6,7 @@ import importlib
 from keras_bert_app.training.checkpointing import CheckpointManager
 from keras_bert_app.training.distribution import (STRATEGIES, Distribution,
                                                   create_distribution, split_host_cpu)
+from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import WarmupLinearDecay, create_optimizer
 
 _LAZY = ("run_pretraining", "PretrainingRunConfig")

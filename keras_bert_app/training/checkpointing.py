@@ -1,12 +1,16 @@
 """Training checkpoints that survive a kill at any moment: model and optimizer
-state in one `.weights.h5` per step, written to a temporary name and renamed, with
-an index written the same way."""
+state, and the random state of dropout, in one `.weights.h5` per step, written to a
+temporary name and renamed, with an index written the same way."""
 
 import json
 import os
 import re
 
 CHECKPOINT_INDEX = "checkpoint.json"
+# Keras' `save_weights` leaves out the states of the layers' `SeedGenerator`s
+# (dropout's random stream), so a resumed run would draw other dropout masks than an
+# uninterrupted one. They go into this group of the same file.
+SEED_STATES_GROUP = "kba_seed_generator_states"
 _NAME = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 
 
@@ -15,7 +19,8 @@ class CheckpointManager:
 
     A checkpoint is `ckpt-<step>.weights.h5` (Keras' weights file of the model,
     which includes its optimizer's variables: moments, iteration count, loss scale,
-    gradient accumulators). The newest `max_to_keep` are kept.
+    gradient accumulators; plus the dropout layers' random states, which Keras'
+    file omits). The newest `max_to_keep` are kept.
 
     Args:
         directory: where the checkpoints live (created on first save).
@@ -53,6 +58,7 @@ class CheckpointManager:
         final = self.path(step)
         partial = os.path.join(self.directory, f".partial-ckpt-{step}.weights.h5")
         model.save_weights(partial)
+        _save_seed_states(model, partial)
         os.replace(partial, final)  # atomic: a kill leaves the old set intact
         _write_json(os.path.join(self.directory, CHECKPOINT_INDEX),
                     {"latest_step": step, "latest": os.path.basename(final)})
@@ -67,11 +73,43 @@ class CheckpointManager:
             return 0
         try:
             model.load_weights(self.path(step))
+            _restore_seed_states(model, self.path(step))
         except Exception as error:  # a file from another model: say which and why
             raise ValueError(f"Cannot resume from {self.path(step)}: {error}. Was this "
                              "model_dir written by a run with another configuration?"
                              ) from error
         return step
+
+
+def _seed_states(model):
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _save_seed_states(model, path):
+    import h5py
+    import keras
+
+    with h5py.File(path, "a") as f:
+        group = f.create_group(SEED_STATES_GROUP)
+        for i, variable in enumerate(_seed_states(model)):
+            data = group.create_dataset(f"{i:04d}", data=keras.ops.convert_to_numpy(variable))
+            data.attrs["path"] = variable.path
+
+
+def _restore_seed_states(model, path):
+    """Restores the dropout random states (absent from files of older versions)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if SEED_STATES_GROUP not in f:
+            return
+        group = f[SEED_STATES_GROUP]
+        variables = _seed_states(model)
+        if len(group) != len(variables):
+            raise ValueError(f"it holds {len(group)} random states, the model has "
+                             f"{len(variables)}")
+        for i, variable in enumerate(variables):
+            variable.assign(group[f"{i:04d}"][()])
 
 
 def _write_json(path, value):

@@ -10,16 +10,26 @@ import keras
 
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
-from keras_bert_app.model_dir import load_pretrainer, model_dir_files, save_model_dir
+from keras_bert_app.files import model_dir_files
+from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.training import callbacks as run_callbacks
+from keras_bert_app.training import pretraining_inputs as inputs
 from keras_bert_app.training.checkpointing import CheckpointManager
 from keras_bert_app.training.distribution import STRATEGIES, create_distribution
+from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
 
 INPUT_FORMATS = ("auto", "tfrecord", "text")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 RUN_CONFIG_FILE = "pretraining_run.json"
+EVAL_RESULTS_FILE = "eval_results.json"
+DEFAULT_SEED = 12345  # Google's create_pretraining_data random_seed
+# Settings a resumed run must share with the run it continues: they decide which
+# batches the checkpointed step stands for.
+RESUME_SETTINGS = ("input_file", "seed", "train_batch_size", "input_format",
+                   "gradient_accumulation_steps", "sentence_prediction",
+                   "do_whole_word_mask", "masked_lm_prob", "short_seq_prob")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +56,11 @@ class PretrainingRunConfig:
     do_lower_case: bool = None
     init_checkpoint: str = None
     init_model_dir: str = None
-    input_format: str = "auto"
-    # Raw-text input only (TFRecords carry their own, in their metadata).
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
+    input_format: str = "auto"  # decided from the files' content; or tfrecord/text
+    # Raw text: default 128 and 20. Records with metadata carry their own (given
+    # values must agree); records without it (Google's) need both.
+    max_seq_length: int = None
+    max_predictions_per_seq: int = None
     masked_lm_prob: float = 0.15
     short_seq_prob: float = 0.1
     sentence_prediction: str = "nsp"
@@ -66,12 +77,24 @@ class PretrainingRunConfig:
     distribution_strategy: str = "default"
     tpu: str = None
     mixed_precision: str = "float32"
-    jit_compile: bool = False
+    jit_compile: object = "auto"  # Keras' "auto" (on JAX: jax.jit), True or False
     steps_per_execution: int = 1
     save_checkpoints_steps: int = 1000
     log_steps: int = None
     keep_checkpoint_max: int = 3
-    seed: int = None  # initial weights and the input pipeline
+    # Initial weights and the input stream. Fixed by default, so that every worker of
+    # a multi-worker run (and a resumed run) sees the same stream and starts from the
+    # same weights: DATA sharding of that stream is then disjoint.
+    seed: int = DEFAULT_SEED
+    skip_corrupt_records: bool = False
+    # Evaluation (Google's run_pretraining --do_eval): held-out masked-LM and NSP
+    # accuracy/loss on eval_input_file (default input_file), to eval_results.json and
+    # logs/eval.
+    do_train: bool = True
+    do_eval: bool = False
+    eval_input_file: str = None
+    eval_batch_size: int = 8
+    max_eval_steps: int = 100
     verbose: object = "auto"
 
     def __post_init__(self):
@@ -81,9 +104,17 @@ class PretrainingRunConfig:
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _one_of("sentence_prediction", self.sentence_prediction,
                 names.SENTENCE_PREDICTION_MODES)
+        if self.jit_compile not in ("auto", True, False):
+            raise ValueError(f"jit_compile={self.jit_compile!r}; expected 'auto', True "
+                             "or False.")
+        if self.seed is None:
+            raise ValueError("seed=None: a run needs a seed shared by its workers and "
+                             "by a resumed run (the default is fixed).")
+        if not (self.do_train or self.do_eval):
+            raise ValueError("Nothing to do: do_train and do_eval are both false.")
         for field in ("train_batch_size", "num_train_steps", "steps_per_execution",
                       "save_checkpoints_steps", "gradient_accumulation_steps",
-                      "keep_checkpoint_max"):
+                      "keep_checkpoint_max", "eval_batch_size", "max_eval_steps"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field}={getattr(self, field)} must be positive.")
         if not 0 <= self.num_warmup_steps <= self.num_train_steps:
@@ -92,6 +123,12 @@ class PretrainingRunConfig:
         if self.save_checkpoints_steps % self.effective_log_steps:
             raise ValueError(f"save_checkpoints_steps={self.save_checkpoints_steps} must be "
                              f"a multiple of log_steps={self.effective_log_steps}.")
+        if self.save_checkpoints_steps % self.gradient_accumulation_steps:
+            # A checkpoint must fall between updates: mid-cycle, each replica's partial
+            # gradient sums would be lost (only one replica's are saved).
+            raise ValueError(f"save_checkpoints_steps={self.save_checkpoints_steps} must "
+                             "be a multiple of gradient_accumulation_steps="
+                             f"{self.gradient_accumulation_steps}.")
         if self.effective_log_steps % self.steps_per_execution:
             raise ValueError(f"log_steps={self.effective_log_steps} must be a multiple of "
                              f"steps_per_execution={self.steps_per_execution}.")
@@ -108,26 +145,32 @@ class PretrainingRunConfig:
 
 
 def run_pretraining(config, distribution=None):
-    """Pre-trains as `config` says; returns the trained `BertPretrainer`.
+    """Pre-trains (and/or evaluates) as `config` says; returns the `BertPretrainer`.
 
     Under `config.model_dir`: `checkpoints/` (every `save_checkpoints_steps`, model
     and optimizer), `logs/train` (TensorBoard), and at the end the pre-trained model
     directory files (`bert_config.json`, `vocab.txt`, `text_config.json`,
-    `model.weights.h5`) plus `pretraining_run.json`. Started again with the same
-    config after a crash or kill, it resumes from the newest checkpoint and stops at
-    the same final step.
+    `model.weights.h5`, `task_config.json`) plus `pretraining_run.json`; with `do_eval`,
+    `eval_results.json` and `logs/eval`. Started again with the same config after a
+    crash or kill, it resumes from the newest checkpoint at the same place in the
+    input stream (the consumed batches are skipped) and stops at the same final step.
     """
     model_config, vocab_file, text_config, source_weights = _model_sources(config)
     distribution = distribution or create_distribution(config.distribution_strategy,
                                                        config.tpu)
-    dataset, data_settings = _dataset(config, model_config, vocab_file, text_config,
-                                      distribution)
+    manager = CheckpointManager(os.path.join(config.model_dir, "checkpoints"),
+                                config.keep_checkpoint_max)
+    resume_step = manager.latest_step() or 0
+    if resume_step:
+        _check_resume_settings(config)
+    dataset, data_settings = training_input(config, distribution, model_config,
+                                            vocab_file, text_config, resume_step)
     model_config.validate_sequence_length(data_settings["max_seq_length"])
     nsp = data_settings["sentence_prediction"] != "none"
+    if distribution.is_chief:
+        _write_run_config(config, data_settings)
 
     accumulation = config.gradient_accumulation_steps
-    if config.seed is not None:  # the same initial weights in every process and run
-        keras.utils.set_random_seed(config.seed)
     with distribution.scope():
         encoder = BertEncoder(model_config, dtype=config.mixed_precision)
         pretrainer = BertPretrainer(encoder, next_sentence_prediction=nsp)
@@ -139,9 +182,8 @@ def run_pretraining(config, distribution=None):
         pretrainer.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                            steps_per_execution=config.steps_per_execution)
         pretrainer.optimizer.build(pretrainer.trainable_variables)
+        prepare_for_distribution(pretrainer, distribution)  # Keras 3.15 TF workarounds
 
-        manager = CheckpointManager(os.path.join(config.model_dir, "checkpoints"),
-                                    config.keep_checkpoint_max)
         step = manager.restore(pretrainer)
         if step == 0 and source_weights is not None:
             source_weights(pretrainer)
@@ -150,7 +192,7 @@ def run_pretraining(config, distribution=None):
     if step % log_steps and step < config.num_train_steps:
         raise ValueError(f"The newest checkpoint is at step {step}, not a multiple of "
                          f"log_steps={log_steps}: resume with the original settings.")
-    if step < config.num_train_steps:
+    if config.do_train and step < config.num_train_steps:
         if distribution.is_chief:
             print(f"Pre-training {distribution.describe()}, steps {step} → "
                   f"{config.num_train_steps}, global batch {config.train_batch_size}.")
@@ -164,18 +206,85 @@ def run_pretraining(config, distribution=None):
             callbacks.append(run_callbacks.TensorBoardScalars(
                 os.path.join(config.model_dir, "logs", "train"), config.train_batch_size,
                 log_steps, config.num_train_steps))
-        pretrainer.fit(dataset, epochs=math.ceil(config.num_train_steps / log_steps),
-                       initial_epoch=step // log_steps, steps_per_epoch=log_steps,
-                       callbacks=callbacks, shuffle=False,
-                       verbose=config.verbose if distribution.is_chief else 0)
-    if distribution.is_chief:
+        with inputs.input_errors_named(config.input_file):
+            pretrainer.fit(dataset, epochs=math.ceil(config.num_train_steps / log_steps),
+                           initial_epoch=step // log_steps, steps_per_epoch=log_steps,
+                           callbacks=callbacks, shuffle=False,
+                           verbose=config.verbose if distribution.is_chief else 0)
+        step = config.num_train_steps
+    if config.do_eval:
+        _evaluate(config, pretrainer, model_config, vocab_file, text_config,
+                  distribution, step)
+    if distribution.is_chief and config.do_train:
         save_model_dir(config.model_dir, pretrainer, vocab_file, text_config)
-        _write_run_config(config, data_settings)
     return pretrainer
+
+
+def training_input(config, distribution, model_config, vocab_file, text_config,
+                   skip_batches=0):
+    """`(dataset, settings)` of the training stream as this worker reads it: every
+    worker builds the same stream (one seed) and keeps its DATA shard; a resumed run
+    skips the `skip_batches` it consumed."""
+    # First of all: the input stream's shuffles combine their seed with TensorFlow's
+    # global seed, and the initial weights follow Keras' — the same in every process
+    # and in a resumed run only if set before anything is built.
+    keras.utils.set_random_seed(config.seed)
+    dataset, settings = inputs.make_dataset(
+        config, config.input_file, config.train_batch_size, model_config, vocab_file,
+        text_config, is_training=True, skip_batches=skip_batches)
+    return inputs.shard_for_workers(dataset, distribution), settings
+
+
+def _evaluate(config, pretrainer, model_config, vocab_file, text_config, distribution,
+              step):
+    """Google's `--do_eval`: up to `max_eval_steps` batches of held-out data, one
+    pass, fixed masks; results at the global step to eval_results.json and
+    TensorBoard `logs/eval`."""
+    import tensorflow as tf
+
+    pattern = config.eval_input_file or config.input_file
+    dataset, _ = inputs.make_dataset(config, pattern, config.eval_batch_size,
+                                     model_config, vocab_file, text_config,
+                                     is_training=False)
+    dataset = inputs.shard_for_workers(dataset.take(config.max_eval_steps), distribution)
+    with inputs.input_errors_named(pattern):
+        results = pretrainer.evaluate(dataset, return_dict=True, verbose=0)
+    results = {k: float(v) for k, v in results.items()}
+    if not distribution.is_chief:
+        return results
+    writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "logs", "eval"))
+    with writer.as_default(step=step):
+        for name, value in results.items():
+            tf.summary.scalar(name, value)
+    writer.close()
+    _write_json(os.path.join(config.model_dir, EVAL_RESULTS_FILE),
+                {**results, "global_step": step, "eval_input_file": pattern})
+    print(f"Evaluation at step {step} on {pattern}: " +
+          ", ".join(f"{k} {v:.4f}" for k, v in sorted(results.items())))
+    return results
+
+
+def _check_resume_settings(config):
+    """A resumed run must read the same stream as the run it continues."""
+    path = os.path.join(config.model_dir, RUN_CONFIG_FILE)
+    if not os.path.isfile(path):
+        return  # checkpoints of an older version: nothing recorded to compare
+    with open(path) as f:
+        recorded = json.load(f)
+    current = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    changed = {k: (recorded.get(k), current[k]) for k in RESUME_SETTINGS
+               if k in recorded and recorded[k] != current[k]}
+    if changed:
+        raise ValueError(
+            f"{config.model_dir} holds checkpoints of a run with other settings "
+            + ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in changed.items())
+            + ": resume with the original settings or use a new model_dir.")
 
 
 def _model_sources(config):
     """(BertConfig, vocab file, TextConfig, fn that loads the starting weights)."""
+    from keras_bert_app.checkpoints import (check_init_checkpoint, load_init_checkpoint,
+                                            load_init_model_dir)
     from keras_bert_app.text.text_config import TextConfig
 
     if config.init_model_dir is not None:
@@ -192,8 +301,8 @@ def _model_sources(config):
         if config.bert_config is not None and config.bert_config != model_config:
             raise ValueError(f"bert_config differs from {config_file}; the model of "
                              "init_model_dir is continued as it is.")
-        return model_config, vocab_file, text_config, \
-            lambda pretrainer: _load_model_dir(pretrainer, config.init_model_dir)
+        return model_config, vocab_file, text_config, lambda pretrainer: print(
+            load_init_model_dir(pretrainer, config.init_model_dir).format())
     if config.do_lower_case is None:
         raise ValueError("do_lower_case must be given with vocab_file.")
     if not os.path.isfile(config.vocab_file):
@@ -201,106 +310,30 @@ def _model_sources(config):
     text_config = TextConfig.for_vocab(config.vocab_file, config.do_lower_case)
     source = None
     if config.init_checkpoint is not None:
-        source = lambda pretrainer: _load_checkpoint(pretrainer, config.init_checkpoint)
+        # Vocabulary, casing and architecture against the checkpoint's own files, before
+        # anything is built; the load itself refuses a source lacking encoder weights.
+        for note in check_init_checkpoint(config.init_checkpoint, config.vocab_file,
+                                          config.do_lower_case, config.bert_config):
+            print(f"init_checkpoint: {note}")
+        source = lambda pretrainer: print(load_init_checkpoint(
+            pretrainer, config.init_checkpoint, config.vocab_file,
+            config.do_lower_case).format())
     return config.bert_config, config.vocab_file, text_config, source
-
-
-def _load_model_dir(pretrainer, model_dir):
-    from keras_bert_app.checkpoints.importer import load_into
-    from keras_bert_app.checkpoints.weight_names import model_variables
-
-    source = load_pretrainer(model_dir)
-    weights = {name: keras.ops.convert_to_numpy(variable)
-               for name, variable in model_variables(source).items()}
-    _check_report(load_into(pretrainer, weights, model_dir))
-
-
-def _load_checkpoint(pretrainer, path):
-    from keras_bert_app.checkpoints import importer
-
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json")):
-        weights, source = importer.read_hf_weights(path)
-        google, unused, skipped = importer.hf_to_google(weights)
-    else:
-        google, skipped = importer.tf1_to_google(importer.read_tf1_weights(path))
-        source, unused = path, []
-    _check_report(importer.load_into(pretrainer, google, source, unused, skipped))
-
-
-def _check_report(report):
-    print(report.format())
-    encoder_missing = [n for n in report.missing if n.startswith("bert/")]
-    if encoder_missing:
-        raise ValueError(f"{report.source} lacks encoder weights: {encoder_missing[:5]}"
-                         f"{' …' if len(encoder_missing) > 5 else ''}")
-
-
-def _dataset(config, model_config, vocab_file, text_config, distribution):
-    import tensorflow as tf
-
-    from keras_bert_app.data import pretraining_dataset, read_metadata
-    from keras_bert_app.data.raw_text_dataset import raw_text_pretraining_dataset
-
-    files = sorted(tf.io.gfile.glob(config.input_file))
-    if not files:
-        raise FileNotFoundError(f"input_file {config.input_file} matches no file.")
-    input_format = config.input_format
-    if input_format == "auto":
-        beside = {os.path.join(os.path.dirname(f), names.PRETRAINING_METADATA_FILE)
-                  for f in files}
-        input_format = "tfrecord" if all(os.path.isfile(p) for p in beside) else "text"
-    if input_format == "tfrecord":
-        _, metadata = read_metadata(config.input_file)
-        if metadata["do_lower_case"] != text_config.do_lower_case:
-            raise ValueError(f"The records of {config.input_file} were made with "
-                             f"do_lower_case={metadata['do_lower_case']}, the model's text "
-                             f"settings say {text_config.do_lower_case}.")
-        dataset = pretraining_dataset(
-            config.input_file, config.train_batch_size, metadata["max_seq_length"],
-            metadata["max_predictions_per_seq"], vocab_size=model_config.vocab_size,
-            vocab_sha256=text_config.vocab_sha256, seed=config.seed)
-        settings = {k: metadata[k] for k in (
-            "max_seq_length", "max_predictions_per_seq", "masked_lm_prob",
-            "do_whole_word_mask", "sentence_prediction")}
-        settings["input"] = "tfrecord"
-    else:
-        from keras_bert_app.text.vocab import load_vocab
-
-        vocab_size = len(load_vocab(vocab_file))
-        if vocab_size != model_config.vocab_size:
-            raise ValueError(f"{vocab_file} has {vocab_size} tokens; the model's "
-                             f"vocab_size is {model_config.vocab_size}.")
-        dataset = raw_text_pretraining_dataset(
-            config.input_file, vocab_file, config.train_batch_size,
-            do_lower_case=text_config.do_lower_case,
-            max_seq_length=config.max_seq_length,
-            max_predictions_per_seq=config.max_predictions_per_seq,
-            masked_lm_prob=config.masked_lm_prob, short_seq_prob=config.short_seq_prob,
-            sentence_prediction=config.sentence_prediction,
-            do_whole_word_mask=config.do_whole_word_mask, seed=config.seed)
-        settings = {"input": "text", "max_seq_length": config.max_seq_length,
-                    "max_predictions_per_seq": config.max_predictions_per_seq,
-                    "masked_lm_prob": config.masked_lm_prob,
-                    "do_whole_word_mask": config.do_whole_word_mask,
-                    "sentence_prediction": config.sentence_prediction}
-    if distribution.num_workers > 1:
-        # Each worker reads every file and keeps its share of the batches: correct
-        # for any file count (file sharding would need at least one per worker).
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = \
-            tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
-    return dataset, settings
 
 
 def _write_run_config(config, data_settings):
     values = {k: v for k, v in dataclasses.asdict(config).items() if k != "bert_config"}
     values["data"] = data_settings
-    partial = os.path.join(config.model_dir, RUN_CONFIG_FILE + ".partial")
+    _write_json(os.path.join(config.model_dir, RUN_CONFIG_FILE), values)
+
+
+def _write_json(path, values):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = path + ".partial"
     with open(partial, "w") as f:
         json.dump(values, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
-    os.replace(partial, os.path.join(config.model_dir, RUN_CONFIG_FILE))
+    os.replace(partial, path)
 
 
 def _one_of(name, value, allowed):

@@ -24,6 +24,7 @@ import tensorflow as tf
 import keras_bert_app as kba
 from keras_bert_app import names
 from keras_bert_app.checkpoints import convert_checkpoint, importer
+from tests.checkpoints.checkpoint_files import write_tf1_checkpoint
 from tests.helpers import assert_trees_equal, require_minilm, require_shared_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -164,16 +165,9 @@ def google_checkpoint(minilm, directory, with_heads=True):
             "cls/seq_relationship/output_bias": rng.normal(size=(2,)),
         })
     google = {k: np.asarray(v, np.float32) for k, v in google.items()}
-    os.makedirs(directory, exist_ok=True)
-    with tf.Graph().as_default():
-        variables = [tf.compat.v1.Variable(v, name=k) for k, v in google.items()]
-        variables += [tf.compat.v1.Variable(np.zeros_like(google["bert/pooler/dense/bias"]),
-                                            name="bert/pooler/dense/bias/adam_m"),
-                      tf.compat.v1.Variable(np.int64(1000), name="global_step")]
-        saver = tf.compat.v1.train.Saver(variables)
-        with tf.compat.v1.Session() as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            saver.save(session, os.path.join(directory, "bert_model.ckpt"))
+    write_tf1_checkpoint(os.path.join(directory, "bert_model.ckpt"), google, extra={
+        "bert/pooler/dense/bias/adam_m": np.zeros_like(google["bert/pooler/dense/bias"]),
+        "global_step": np.int64(1000)})
     config = json.load(open(os.path.join(minilm, "config.json")))
     google_config = {k: config[k] for k in (
         "attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob", "hidden_size",
@@ -260,7 +254,8 @@ def test_errors_name_the_problem(minilm, tmp_path):
         convert_checkpoint("tf1", str(google_dir), str(tmp_path / "out"))
     no_weights = tmp_path / "no_weights"
     no_weights.mkdir()
-    shutil.copy(os.path.join(minilm, "config.json"), no_weights / "config.json")
+    for name in ("config.json", "vocab.txt"):
+        shutil.copy(os.path.join(minilm, name), no_weights / name)
     with pytest.raises(FileNotFoundError, match="neither model.safetensors nor"):
         convert_checkpoint("hf", str(no_weights), str(tmp_path / "out"), do_lower_case=True)
     with pytest.raises(FileNotFoundError, match="lacks config.json"):

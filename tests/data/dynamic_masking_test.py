@@ -156,7 +156,15 @@ def test_raw_text_sop_and_mlm_only(corpus):
         seed=2, shuffle_buffer_size=256), 1)
     assert not features[names.INPUT_TYPE_IDS].any()
     assert not labels[names.NEXT_SENTENCE_LABELS].any()
-    assert ((features[names.INPUT_WORD_IDS] == SEP).sum(1) == 1).all()
+    # One [SEP] per row in the unmasked text (a masked position may hold a random
+    # replacement, which can be any id, [SEP] included, as in Google's code).
+    ids = features[names.INPUT_WORD_IDS].copy()
+    rows = np.arange(len(ids))[:, None]
+    chosen = labels[names.MASKED_LM_WEIGHTS] > 0
+    positions = features[names.MASKED_LM_POSITIONS]
+    ids[np.broadcast_to(rows, positions.shape)[chosen], positions[chosen]] = \
+        labels[names.MASKED_LM_IDS][chosen]
+    assert ((ids == SEP).sum(1) == 1).all()
 
 
 def test_raw_text_every_epoch_gets_new_masks_and_the_seed_repeats_the_stream(corpus):
@@ -196,6 +204,25 @@ def test_raw_text_every_epoch_gets_new_masks_and_the_seed_repeats_the_stream(cor
         np.testing.assert_array_equal(x, y)
 
 
+def test_raw_text_skip_batches_resumes_the_same_stream(corpus):
+    def stream(skip_batches, count):
+        return take(raw_text_pretraining_dataset(corpus, SHAKESPEARE_VOCAB, 8,
+                                                 max_seq_length=64, seed=4,
+                                                 shuffle_buffer_size=64,
+                                                 skip_batches=skip_batches), count)
+
+    uninterrupted, resumed = stream(0, 6), stream(3, 3)
+    # Batches 3..5 of the stream: the same text, pairs, labels and masks.
+    for expected, got in zip(uninterrupted[3:], resumed):
+        for part in (0, 1):
+            assert sorted(expected[part]) == sorted(got[part])
+            for key in expected[part]:
+                np.testing.assert_array_equal(got[part][key], expected[part][key])
+    # (and the skip did move the stream)
+    assert not np.array_equal(resumed[0][0][names.INPUT_WORD_IDS],
+                              uninterrupted[0][0][names.INPUT_WORD_IDS])
+
+
 def test_raw_text_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="No files match"):
         raw_text_pretraining_dataset(str(tmp_path / "none*.txt"), SHAKESPEARE_VOCAB, 8)
@@ -203,6 +230,9 @@ def test_raw_text_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="sentence_prediction"):
         raw_text_pretraining_dataset(str(tmp_path / "a.txt"), SHAKESPEARE_VOCAB, 8,
                                      sentence_prediction="next")
+    with pytest.raises(ValueError, match="skip_batches=-1"):
+        raw_text_pretraining_dataset(str(tmp_path / "a.txt"), SHAKESPEARE_VOCAB, 8,
+                                     skip_batches=-1)
 
 
 if __name__ == "__main__":

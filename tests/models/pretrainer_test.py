@@ -83,6 +83,42 @@ def test_loss_and_metrics_equal_a_numpy_computation():
     np.testing.assert_allclose(result["loss"], mlm_loss + nsp_ce.mean(), rtol=1e-5)
 
 
+def test_evaluate_to_the_end_of_a_dataset_averages_as_google_does():
+    """Over several batches: masked-LM loss is the mean over masked positions
+    (weights), next-sentence loss the mean over examples; no phantom batch when
+    `evaluate` runs until the dataset ends (Keras' TF step stops on an exhausted
+    iterator after data-independent metric updates would already have run)."""
+    import tensorflow as tf
+
+    model = make_pretrainer()
+    model.compile(optimizer="adam")
+    batches = [pretraining_batch(batch=4, predictions=3, seed=s) for s in (11, 12)]
+    batches[1][1][names.MASKED_LM_WEIGHTS][:, 1:] = 0.0  # fewer positions in batch 2
+    ce_sum = weight_sum = 0.0
+    nsp_ces = []
+    for x, y in batches:
+        out = to_numpy(model.predict(x, verbose=0))
+        ids, weights = y[names.MASKED_LM_IDS], y[names.MASKED_LM_WEIGHTS]
+        ce = -np.take_along_axis(np_log_softmax(out[names.MLM_LOGITS]), ids[..., None],
+                                 -1)[..., 0]
+        ce_sum += (ce * weights).sum()
+        weight_sum += weights.sum()
+        labels = np.reshape(y[names.NEXT_SENTENCE_LABELS], (-1,))
+        nsp_ces.extend(-np_log_softmax(out[names.NSP_LOGITS])[np.arange(4), labels])
+
+    def stream():
+        for x, y in batches:
+            yield x, y
+
+    x0, y0 = batches[0]
+    spec = tuple({k: tf.TensorSpec((None,) + v.shape[1:], tf.as_dtype(v.dtype))
+                  for k, v in part.items()} for part in (x0, y0))
+    dataset = tf.data.Dataset.from_generator(stream, output_signature=spec)
+    result = model.evaluate(dataset, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["masked_lm_loss"], ce_sum / weight_sum, rtol=1e-5)
+    np.testing.assert_allclose(result["next_sentence_loss"], np.mean(nsp_ces), rtol=1e-5)
+
+
 def test_fit_reduces_the_loss_and_raises_accuracy():
     model = make_pretrainer()
     model.compile(optimizer=keras.optimizers.Adam(3e-3))

@@ -1,11 +1,14 @@
 """Task models: classifier/regressor, span labeler, token tagger, multiple choice."""
 
+import ast
+import os
 import sys
 
 import keras
 import numpy as np
 import pytest
 
+import keras_bert_app
 from keras_bert_app import names
 from keras_bert_app.models import (BertClassifier, BertEncoder, BertMultipleChoice,
                                    BertSpanLabeler, BertTokenClassifier)
@@ -115,6 +118,27 @@ def test_multiple_choice_trains():
     choices = {k: v.reshape(4, 3, 6) for k, v in flat.items()}
     history = model.fit(choices, np.array([0, 2, 1, 2]), epochs=30, verbose=0).history
     assert history["loss"][-1] < 0.5 * history["loss"][0]
+
+
+def test_models_and_layers_are_backend_agnostic():
+    # DESIGN.md: layers/ and models/ use keras.ops only; TensorFlow-only code (e.g. the
+    # tf.distribute workarounds of keras_bert_app.training) lives elsewhere.
+    package = os.path.dirname(keras_bert_app.__file__)
+    offenders = []
+    for folder in ("layers", "models"):
+        for file_name in sorted(os.listdir(os.path.join(package, folder))):
+            if not file_name.endswith(".py"):
+                continue
+            path = os.path.join(package, folder, file_name)
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read(), path)
+            for node in ast.walk(tree):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                           else [node.module or ""] if isinstance(node, ast.ImportFrom)
+                           else [])
+                offenders += [f"{folder}/{file_name}:{node.lineno} imports {m}"
+                              for m in modules if m.split(".")[0] == "tensorflow"]
+    assert not offenders
 
 
 if __name__ == "__main__":

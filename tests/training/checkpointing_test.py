@@ -32,6 +32,40 @@ def train(pretrainer, steps):
     pretrainer.fit(x, y, epochs=steps, verbose=0)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="on JAX and torch the restored SeedGenerator states are equal, "
+                           "yet the next masks differ (measured); pre-training resumes "
+                           "exactly on TensorFlow")
+def test_restore_brings_back_the_dropout_random_stream(tmp_path):
+    """Keras' weights file leaves out the layers' SeedGenerator states; the checkpoint
+    keeps them, so a resumed run draws the dropout masks an uninterrupted one would."""
+
+    def with_dropout():
+        keras.utils.set_random_seed(5)
+        model = BertPretrainer(BertEncoder(tiny_config(hidden_dropout_prob=0.3)))
+        model.compile(optimizer=create_optimizer(1e-3, 100, 10))
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    model = with_dropout()
+    seed_states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    assert seed_states, "Keras renamed its SeedGenerator state: update checkpointing.py"
+    assert not {id(v) for v in seed_states} & {id(w) for w in model.weights}
+
+    whole = with_dropout()
+    train(whole, steps=2)
+    manager = CheckpointManager(tmp_path / "ckpt")
+    manager.save(whole, step=2)
+    train(whole, steps=2)
+    resumed = with_dropout()  # its random state is back at the start
+    assert manager.restore(resumed) == 2
+    train(resumed, steps=2)
+    for expected, actual in zip(whole.weights, resumed.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(actual),
+                                   keras.ops.convert_to_numpy(expected), atol=1e-6,
+                                   err_msg=expected.path)
+
+
 def test_restore_brings_back_weights_and_optimizer_state(tmp_path):
     trained = compiled_pretrainer(seed=1)
     train(trained, steps=3)

@@ -5,7 +5,6 @@ Each run is its own process (devices and backends are fixed at start)."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from keras_bert_app.data import PretrainingDataConfig, create_pretraining_data
-from tests.helpers import SHAKESPEARE_VOCAB, write_shakespeare_corpus
+from tests.helpers import SHAKESPEARE_VOCAB, free_ports, write_shakespeare_corpus
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKER = os.path.join(REPO, "tests", "training", "run_worker.py")
@@ -129,15 +128,6 @@ def checkpoint_arrays(path):
                                if isinstance(item, h5py.Dataset) else None)
     return arrays
 
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 if __name__ == "__main__":

@@ -1,0 +1,115 @@
+"""The layering that BUILD declares is the layering the code has: every import of
+keras_bert_app code (lazy ones inside functions included) is a declared dependency of
+the importing library or pipeline, and the declared graph has no cycle. A wrong-way
+import (say, `layers` reaching into `training`) fails here, in `bazel test`."""
+
+import ast
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(REPO, "keras_bert_app")
+
+
+def build_dict(name):
+    """A top-level dict literal of BUILD, e.g. `KBA_PACKAGES = {...}`."""
+    with open(os.path.join(REPO, "BUILD")) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"BUILD has no {name}")
+
+
+MODULES = build_dict("KBA_MODULES")
+PACKAGES = build_dict("KBA_PACKAGES")
+PIPELINES = build_dict("PIPELINES")
+LIBRARIES = {**MODULES, **PACKAGES}
+
+
+def imported_units(path):
+    """The keras_bert_app libraries (BUILD names) that the file at `path` imports."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    units = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            parts = node.module.split(".")
+            if parts[0] != "keras_bert_app":
+                continue
+            units.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "keras_bert_app":
+                    assert len(parts) > 1, f"{path} imports the whole package"
+                    units.add(parts[1])
+    return units
+
+
+def library_files():
+    for name in MODULES:
+        yield name, os.path.join(PACKAGE, f"{name}.py")
+    for name in PACKAGES:
+        folder = os.path.join(PACKAGE, name)
+        for file_name in sorted(os.listdir(folder)):
+            if file_name.endswith(".py"):
+                yield name, os.path.join(folder, file_name)
+
+
+def test_every_library_file_belongs_to_a_declared_library():
+    declared = {os.path.relpath(path, REPO) for _, path in library_files()}
+    on_disk = set()
+    for folder, _, files in os.walk(PACKAGE):
+        on_disk.update(os.path.relpath(os.path.join(folder, f), REPO)
+                       for f in files if f.endswith(".py"))
+    assert on_disk - declared == {"keras_bert_app/__init__.py"}
+
+
+@pytest.mark.parametrize("library,path", list(library_files()),
+                         ids=lambda v: os.path.relpath(v, REPO) if "/" in str(v) else v)
+def test_library_imports_only_its_declared_dependencies(library, path):
+    undeclared = imported_units(path) - {library} - set(LIBRARIES[library])
+    assert not undeclared, (f"{os.path.relpath(path, REPO)} imports {sorted(undeclared)}, "
+                            f"which BUILD does not give `{library}` as dependencies")
+
+
+@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+def test_pipeline_imports_only_its_declared_dependencies(pipeline):
+    path = os.path.join(REPO, "pipelines", f"{pipeline}.py")
+    undeclared = imported_units(path) - set(PIPELINES[pipeline])
+    assert not undeclared, f"pipelines/{pipeline}.py imports undeclared {sorted(undeclared)}"
+
+
+def test_the_declared_graph_is_layered_without_cycles():
+    state = {}
+
+    def visit(name, trail):
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "open", f"dependency cycle: {' -> '.join(trail + [name])}"
+        state[name] = "open"
+        for dep in LIBRARIES[name]:
+            assert dep in LIBRARIES, f"{name} depends on unknown library {dep}"
+            visit(dep, trail + [name])
+        state[name] = "done"
+
+    for name in LIBRARIES:
+        visit(name, [])
+    # The backend-agnostic layers sit at the bottom: no TensorFlow-side package below.
+    assert LIBRARIES["layers"] == []
+    assert not {"text", "data", "training", "export", "checkpoints"} & set(
+        LIBRARIES["models"])
+
+
+def test_the_check_catches_a_wrong_way_import(tmp_path):
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("def f():\n    from keras_bert_app.training import pretraining\n")
+    assert imported_units(str(wrong)) - {"layers"} - set(LIBRARIES["layers"]) == \
+        {"training"}
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
