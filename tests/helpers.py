@@ -194,3 +194,22 @@ def free_ports(count):
     for s in sockets:
         s.close()
     return ports
+
+
+def run_pipeline(name, *flags, check=True, background=False):
+    """`python -m pipelines.NAME FLAGS` from the repository root: the finished process
+    (asserted to succeed when `check`), or the running one with `background`."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, "-m", f"pipelines.{name}", *flags]
+    if background:
+        return subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True,
+                            timeout=600)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result

@@ -3,20 +3,16 @@
 processes (TF_CONFIG on localhost), and JAX data parallelism over two host devices.
 Each run is its own process (devices and backends are fixed at start)."""
 
-import json
 import os
-import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
-from keras_bert_app.data import PretrainingDataConfig, create_pretraining_data
-from tests.helpers import SHAKESPEARE_VOCAB, free_ports, write_shakespeare_corpus
+from tests.helpers import SHAKESPEARE_VOCAB, free_ports
+from tests.training.worker_processes import (assert_same_weights, checkpoint_arrays,
+                                             finish, start, write_records)
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WORKER = os.path.join(REPO, "tests", "training", "run_worker.py")
 STEPS = 4
 # Dropout off: replicas draw different dropout masks, so only then must the
 # distributed and single-device runs agree to rounding.
@@ -27,14 +23,7 @@ TINY = dict(vocab_size=927, hidden_size=32, num_hidden_layers=2, num_attention_h
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("records")
-    corpus = write_shakespeare_corpus(str(directory / "corpus.txt"), num_lines=600,
-                                      document_lines=50)
-    create_pretraining_data(PretrainingDataConfig(
-        input_files=(corpus,), output_files=(str(directory / "train.tfrecord"),),
-        vocab_file=SHAKESPEARE_VOCAB, max_seq_length=32, max_predictions_per_seq=5,
-        dupe_factor=2), verbose=0)
-    return str(directory / "train.tfrecord")
+    return write_records(str(tmp_path_factory.mktemp("records")))
 
 
 def spec(records, model_dir, strategy="default", **overrides):
@@ -47,32 +36,14 @@ def spec(records, model_dir, strategy="default", **overrides):
     return values
 
 
-def start(values, output, backend="tensorflow", tf_config=None):
-    env = dict(os.environ, KERAS_BACKEND=backend,
-               PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen([sys.executable, WORKER, json.dumps(values), str(output)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
 
 
-def finish(process, output, timeout=300):
-    log, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, log[-4000:]
-    return dict(np.load(output))
 
 
 def run(values, output, **kwargs):
     return finish(start(values, output, **kwargs), output)
 
 
-def assert_same_weights(a, b, atol):
-    keys = sorted(k for k in a if k.startswith("w"))
-    assert keys == sorted(k for k in b if k.startswith("w"))
-    for key in keys:
-        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=atol, err_msg=key)
 
 
 def test_mirrored_over_two_cpu_devices_equals_one_device(records, tmp_path):
@@ -120,13 +91,6 @@ def test_jax_data_parallel_over_two_host_devices(records, tmp_path):
     assert_same_weights(single, parallel, atol=2e-5)
 
 
-def checkpoint_arrays(path):
-    """Every model weight of a checkpoint file, by its path inside the file."""
-    arrays = {}
-    with h5py.File(path) as f:
-        f["layers"].visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                               if isinstance(item, h5py.Dataset) else None)
-    return arrays
 
 
 

@@ -6,23 +6,18 @@ processes and JAX data parallelism over two host devices must give the model one
 device gives with the same accumulation. Each run is its own process (devices and
 backends are fixed at start), like distributed_pretraining_test.py."""
 
-import json
-import os
-import subprocess
 import sys
 
-import h5py
 import keras
 import numpy as np
 import pytest
 
-from keras_bert_app.data import PretrainingDataConfig, create_pretraining_data
 from keras_bert_app.training import create_optimizer
 from keras_bert_app.training.optimizers import AdamW, Lamb
-from tests.helpers import SHAKESPEARE_VOCAB, free_ports, write_shakespeare_corpus
+from tests.helpers import SHAKESPEARE_VOCAB, free_ports
+from tests.training.worker_processes import (assert_same_weights, checkpoint_arrays,
+                                             finish, start, write_records)
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WORKER = os.path.join(REPO, "tests", "training", "run_worker.py")
 STEPS, ACCUMULATION = 4, 2
 # Dropout off: replicas draw different dropout masks, so only then must the
 # distributed and single-device runs agree to rounding.
@@ -160,14 +155,7 @@ def test_keras_private_hooks_we_rely_on_are_called_as_we_assume():
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("records")
-    corpus = write_shakespeare_corpus(str(directory / "corpus.txt"), num_lines=600,
-                                      document_lines=50)
-    create_pretraining_data(PretrainingDataConfig(
-        input_files=(corpus,), output_files=(str(directory / "train.tfrecord"),),
-        vocab_file=SHAKESPEARE_VOCAB, max_seq_length=32, max_predictions_per_seq=5,
-        dupe_factor=2), verbose=0)
-    return str(directory / "train.tfrecord")
+    return write_records(str(tmp_path_factory.mktemp("records")))
 
 
 @pytest.fixture(scope="module")
@@ -199,28 +187,10 @@ def spec(records, model_dir, strategy="default", **overrides):
     return values
 
 
-def start(values, output, backend="tensorflow", tf_config=None):
-    env = dict(os.environ, KERAS_BACKEND=backend,
-               PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen([sys.executable, WORKER, json.dumps(values), str(output)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
 
 
-def finish(process, output, timeout=300):
-    log, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, log[-4000:]
-    return dict(np.load(output))
 
 
-def assert_same_weights(a, b, atol):
-    keys = sorted(k for k in a if k.startswith("w"))
-    assert keys == sorted(k for k in b if k.startswith("w"))
-    for key in keys:
-        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=atol, err_msg=key)
 
 
 def assert_trained(model_dir):
@@ -269,13 +239,6 @@ def test_jax_data_parallel_equals_one_jax_device(records, tmp_path):
     assert_trained(tmp_path / "parallel")
 
 
-def checkpoint_arrays(path):
-    """Every model weight of a checkpoint file, by its path inside the file."""
-    arrays = {}
-    with h5py.File(path) as f:
-        f["layers"].visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                               if isinstance(item, h5py.Dataset) else None)
-    return arrays
 
 
 

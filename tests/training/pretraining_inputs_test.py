@@ -7,7 +7,6 @@ import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import h5py
@@ -19,18 +18,15 @@ import keras_bert_app as kba
 from keras_bert_app.data import PretrainingDataConfig, create_pretraining_data
 from keras_bert_app.data.input_format import detect_format, detect_input_format
 from keras_bert_app.training.pretraining import PretrainingRunConfig, run_pretraining
-from tests.helpers import SHAKESPEARE_VOCAB, write_shakespeare_corpus
+from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, write_shakespeare_corpus
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Dropout on: a resumed run must also continue the dropout stream.
 TINY = dict(vocab_size=927, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, max_position_embeddings=32)
 
 
 def pipeline(name, *flags):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *flags], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return run_pipeline(name, *flags, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -17,9 +16,8 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import keras_bert_app as kba
 from keras_bert_app.training.pretraining import PretrainingRunConfig, run_pretraining
-from tests.helpers import SHAKESPEARE_VOCAB, write_shakespeare_corpus
+from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, write_shakespeare_corpus
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = dict(vocab_size=927, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=128, max_position_embeddings=64, hidden_act="gelu",
             hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, type_vocab_size=2,
@@ -28,17 +26,7 @@ SCALARS = {"loss", "masked_lm_loss", "masked_lm_accuracy", "next_sentence_loss",
            "next_sentence_accuracy", "learning_rate", "examples_per_second"}
 
 
-def pipeline(name, *flags, check=True, background=False):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
-    command = [sys.executable, "-m", f"pipelines.{name}", *flags]
-    if background:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=600)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+pipeline = run_pipeline
 
 
 @pytest.fixture(scope="module")
