@@ -88,6 +88,8 @@ def test_jax_data_parallel_over_two_host_devices(records, tmp_path):
                    tmp_path / "parallel.npz", backend="jax")
     assert int(single["num_replicas"]) == 1 and int(parallel["num_replicas"]) == 2
     assert int(parallel["iterations"]) == STEPS
+    # jit_compile "auto" by default: on JAX every step runs under jax.jit.
+    assert bool(single["jit_compile"]) and bool(parallel["jit_compile"])
     assert_same_weights(single, parallel, atol=2e-5)
 
 

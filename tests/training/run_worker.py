@@ -29,6 +29,7 @@ def main(spec_json, output_path):
     np.savez(output_path, num_replicas=distribution.num_replicas,
              num_workers=distribution.num_workers, is_chief=distribution.is_chief,
              iterations=int(keras.ops.convert_to_numpy(pretrainer.optimizer.iterations)),
+             jit_compile=bool(pretrainer.jit_compile),
              **weights)
 
 
