@@ -124,14 +124,16 @@ def load_pretrainer(model_dir, dtype=None):
     """The `BertPretrainer` (encoder + MLM and, if trained with it, NSP/SOP head)
     saved in `model_dir`.
 
-    The heads come from `task_config.json`, checked against the weights file. A
-    directory written before that file existed has its heads read from the weights
-    file's content (see `_has_next_sentence_head`).
+    The heads are the ones `task_config.json` records; the weights file is checked
+    against them (Keras would silently drop a head the model lacks). A directory
+    written before that file existed has its heads read from the weights file's
+    content (see `_has_next_sentence_head`).
     """
     config_file, weights_file = model_dir_files(model_dir, names.BERT_CONFIG_FILE,
                                                 names.WEIGHTS_FILE)
     config = BertConfig.from_json_file(config_file)
     in_weights = _has_next_sentence_head(weights_file, config.hidden_size)
+    heads = in_weights
     task_file = os.path.join(os.fspath(model_dir), names.TASK_CONFIG_FILE)
     if os.path.isfile(task_file):
         task = TaskConfig.from_json_file(task_file)
@@ -145,8 +147,9 @@ def load_pretrainer(model_dir, dtype=None):
                 f"{task_file} lists the heads {list(task.heads)}, but {weights_file} "
                 f"{'holds' if in_weights else 'has no'} {names.NEXT_SENTENCE_HEAD} head: "
                 "the directory's files come from different models.")
+        heads = recorded
     pretrainer = BertPretrainer(BertEncoder(config, dtype=dtype),
-                                next_sentence_prediction=in_weights)
+                                next_sentence_prediction=heads)
     pretrainer.load_weights(weights_file)
     return pretrainer
 

@@ -32,6 +32,10 @@ RECORD_SEGMENT_IDS = "segment_ids"
 RECORD_TO_ENCODER_INPUT = {RECORD_INPUT_IDS: INPUT_WORD_IDS, RECORD_INPUT_MASK: INPUT_MASK,
                            RECORD_SEGMENT_IDS: INPUT_TYPE_IDS}
 PRETRAINING_METADATA_FILE = "pretraining_metadata.json"
+# Files a training run writes into its model_dir: every setting (at the start, checked
+# by a resume) and the evaluation results.
+PRETRAINING_RUN_FILE = "pretraining_run.json"
+EVAL_RESULTS_FILE = "eval_results.json"
 SENTENCE_PREDICTION_MODES = ("nsp", "sop", "none")
 
 # Span labeling (SQuAD-style QA) outputs.

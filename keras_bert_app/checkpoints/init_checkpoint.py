@@ -13,7 +13,7 @@ from keras_bert_app.model_dir import load_pretrainer
 
 # Config fields that change the computation without changing a weight's shape (the
 # shapes are checked weight by weight when loading).
-_SHAPELESS_FIELDS = ("num_attention_heads",)
+_SHAPELESS_FIELDS = ("num_attention_heads", "hidden_act", "layer_norm_eps")
 
 
 def check_init_checkpoint(path, vocab_file=None, do_lower_case=None, bert_config=None):

@@ -44,22 +44,31 @@ def masked_crc32c(data):
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def first_record(path):
-    """The first record of `path` if its first bytes are valid TFRecord framing (the
-    length and its masked CRC, then the data and its CRC), else None."""
-    with open(path, "rb") as f:
+def _looks_like_tfrecords(path):
+    """Whether `path` starts with TFRecord framing: an 8-byte length and its masked
+    CRC-32C (4 bytes). Text cannot match by chance: a plausible length needs NUL
+    bytes, and the CRC must match too."""
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "rb") as f:
         header = f.read(12)
-        if len(header) < 12:
-            return None
-        length, length_crc = struct.unpack("<QI", header)
-        if masked_crc32c(header[:8]) != length_crc or length > _MAX_FIRST_RECORD:
-            return None
-        data = f.read(length)
-        crc = f.read(4)
-    if len(data) < length or len(crc) < 4 or \
-            masked_crc32c(data) != struct.unpack("<I", crc)[0]:
+    if len(header) < 12:
+        return False
+    length, length_crc = struct.unpack("<QI", header)
+    return masked_crc32c(header[:8]) == length_crc and length <= _MAX_FIRST_RECORD
+
+
+def first_record(path):
+    """The first record of a file that `_looks_like_tfrecords`; None when that record
+    is corrupt or truncated (TensorFlow's reader checks its data CRC)."""
+    import tensorflow as tf
+
+    try:
+        for record in tf.data.TFRecordDataset(path).take(1):
+            return record.numpy()
+    except tf.errors.DataLossError:
         return None
-    return data
+    return None
 
 
 def record_shapes(path, record):
@@ -87,7 +96,9 @@ def record_shapes(path, record):
 
 
 def _is_text(path):
-    with open(path, "rb") as f:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "rb") as f:
         probe = f.read(_TEXT_PROBE_BYTES)
     if b"\x00" in probe:
         return False
@@ -100,23 +111,35 @@ def _is_text(path):
 
 
 def detect_format(path):
-    """`TFRECORD` or `TEXT` for one file, from its content; an error naming the file
-    when it is neither pre-training TFRecords nor UTF-8 text."""
-    record = first_record(path)
-    if record is not None:
-        record_shapes(path, record)  # raises for TFRecords of something else
+    """`TFRECORD` or `TEXT` for one non-empty file, from its content; an error naming
+    the file when it is neither pre-training TFRecords nor UTF-8 text. A file whose
+    framing is TFRecord's but whose first record is corrupt counts as TFRecords (the
+    reader then names it, or skips it with `skip_corrupt_records`)."""
+    if _looks_like_tfrecords(path):
+        record = first_record(path)
+        if record is not None:
+            record_shapes(path, record)  # raises for TFRecords of something else
         return TFRECORD
     if _is_text(path):
         return TEXT
     raise ValueError(f"{path} is neither TFRecords (its first bytes are not valid "
-                     "TFRecord framing) nor UTF-8 text.")
+                     "TFRecord framing; compressed TFRecords are not read) nor UTF-8 "
+                     "text.")
 
 
 def detect_input_format(files):
-    """The one format of all `files`; an error when they mix formats."""
+    """The one format of all `files` (empty files, e.g. a record shard that got no
+    instances, take no part); an error when they mix formats or are all empty."""
+    import tensorflow as tf
+
     formats = {}
     for path in files:
+        if tf.io.gfile.stat(path).length == 0:
+            continue
         formats.setdefault(detect_format(path), []).append(path)
+    if not formats:
+        raise ValueError(f"The input files {files[0]}{', …' if len(files) > 1 else ''} "
+                         "are all empty.")
     if len(formats) > 1:
         raise ValueError(f"The input mixes TFRecords ({formats[TFRECORD][0]}, …) and text "
                          f"({formats[TEXT][0]}, …); give one kind per run.")
@@ -125,7 +148,8 @@ def detect_input_format(files):
 
 def check_record_lengths(files, max_seq_length, max_predictions_per_seq):
     """Checks the first record of every file against the lengths the run reads with:
-    records without metadata carry their lengths only in their features."""
+    records without metadata carry their lengths only in their features (a later
+    record of other lengths fails its batch; the runner reports it in one line)."""
     expected = {names.RECORD_INPUT_IDS: max_seq_length,
                 names.RECORD_INPUT_MASK: max_seq_length,
                 names.RECORD_SEGMENT_IDS: max_seq_length,
@@ -133,10 +157,14 @@ def check_record_lengths(files, max_seq_length, max_predictions_per_seq):
                 names.MASKED_LM_IDS: max_predictions_per_seq,
                 names.MASKED_LM_WEIGHTS: max_predictions_per_seq,
                 names.NEXT_SENTENCE_LABELS: 1}
+    import tensorflow as tf
+
     for path in files:
+        if tf.io.gfile.stat(path).length == 0:
+            continue
         record = first_record(path)
         if record is None:
-            raise ValueError(f"{path} does not start with a valid TFRecord.")
+            continue  # corrupt from its first record: the reader names or skips it
         shapes = record_shapes(path, record)
         wrong = {k: v for k, v in shapes.items() if v != expected[k]}
         if wrong:

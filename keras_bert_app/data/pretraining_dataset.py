@@ -21,13 +21,24 @@ from keras_bert_app.data.input_format import check_record_lengths
 IDS_BEYOND_VOCAB = "made with another vocabulary"
 
 
-def read_metadata(file_pattern, required=True):
-    """`(files, metadata)` of the records matching `file_pattern`; metadata is None
-    for records without it (allowed when not `required`). Directories that disagree,
-    or where only some have metadata, are an error."""
-    files = sorted(tf.io.gfile.glob(file_pattern))
+def match_files(file_pattern):
+    """The sorted files of a glob pattern, or of a list of paths (as a runner that
+    already chose them passes it); an error when there are none."""
+    if isinstance(file_pattern, (list, tuple)):
+        files = sorted(file_pattern)
+    else:
+        files = sorted(tf.io.gfile.glob(file_pattern))
     if not files:
         raise FileNotFoundError(f"No files match {file_pattern}.")
+    return files
+
+
+def read_metadata(file_pattern, required=True):
+    """`(files, metadata)` of the records matching `file_pattern` (a glob or a list
+    of files); metadata is None for records without it (allowed when not
+    `required`). Directories that disagree, or where only some have metadata, are an
+    error."""
+    files = match_files(file_pattern)
     found = {}
     for directory in sorted({os.path.dirname(f) for f in files}):
         path = os.path.join(directory, names.PRETRAINING_METADATA_FILE)
@@ -78,6 +89,12 @@ def pretraining_dataset(file_pattern, batch_size, max_seq_length, max_prediction
         skip_batches: batches of the stream to drop first (cheaply: before parsing),
             to resume a run where it stopped; the stream depends on `seed` alone.
     """
+    if skip_batches and seed is None:
+        raise ValueError("skip_batches needs a seed: without one the stream differs "
+                         "every time, so skipping would not resume it.")
+    if isinstance(skip_batches, bool) or not isinstance(skip_batches, int) or \
+            skip_batches < 0:
+        raise ValueError(f"skip_batches={skip_batches!r} must be a non-negative integer.")
     files, metadata = read_metadata(file_pattern, required=require_metadata)
     if metadata is None:
         check_record_lengths(files, max_seq_length, max_predictions_per_seq)
@@ -87,7 +104,7 @@ def pretraining_dataset(file_pattern, batch_size, max_seq_length, max_prediction
                     "vocab_size": vocab_size, "vocab_sha256": vocab_sha256}
         for key, value in expected.items():
             if value is not None and metadata[key] != value:
-                raise ValueError(f"The records of {file_pattern} were made with {key}="
+                raise ValueError(f"The records of {files[0]} were made with {key}="
                                  f"{metadata[key]!r}, but {value!r} was asked for.")
     seq, predictions = max_seq_length, max_predictions_per_seq
     spec = {
@@ -100,16 +117,18 @@ def pretraining_dataset(file_pattern, batch_size, max_seq_length, max_prediction
         names.NEXT_SENTENCE_LABELS: tf.io.FixedLenFeature([1], tf.int64),
     }
     check_ids = metadata is None and vocab_size is not None
+    described = file_pattern if isinstance(file_pattern, str) else \
+        f"{files[0]}{' …' if len(files) > 1 else ''}"
 
     def parse(serialized):  # [batch] → (features, labels)
         record = tf.io.parse_example(serialized, spec)
         if check_ids:  # no metadata vouches for the vocabulary: ids must fit the model
-            ids = record[names.RECORD_INPUT_IDS]
-            with tf.control_dependencies([tf.debugging.assert_less(
-                    ids, tf.constant(vocab_size, tf.int64),
-                    message=f"records of {file_pattern} hold word ids >= the model "
-                            f"vocab_size {vocab_size}: {IDS_BEYOND_VOCAB}")]):
-                record[names.RECORD_INPUT_IDS] = tf.identity(ids)
+            for key in (names.RECORD_INPUT_IDS, names.MASKED_LM_IDS):
+                with tf.control_dependencies([tf.debugging.assert_less(
+                        record[key], tf.constant(vocab_size, tf.int64),
+                        message=f"records of {described} hold {key} >= the model "
+                                f"vocab_size {vocab_size}: {IDS_BEYOND_VOCAB}")]):
+                    record[key] = tf.identity(record[key])
         as_int32 = {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v
                     for k, v in record.items()}
         features = {encoder: as_int32[field]

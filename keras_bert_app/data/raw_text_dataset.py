@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.data.masking import DynamicMasker, MaskingSettings
+from keras_bert_app.data.pretraining_dataset import match_files
 from keras_bert_app.text.packing import pack_inputs, pair_keep_lengths, ragged_slice
 from keras_bert_app.text.tokenizer import BertTokenizer
 
@@ -71,9 +72,10 @@ def raw_text_pretraining_dataset(file_pattern, vocab_file, batch_size, do_lower_
     if batch_size < 2 and sentence_prediction == "nsp":
         raise ValueError("NSP draws random segments from the rest of the batch: "
                          "batch_size must be at least 2.")
-    files = sorted(tf.io.gfile.glob(file_pattern))
-    if not files:
-        raise FileNotFoundError(f"No files match {file_pattern}.")
+    if skip_batches and seed is None:
+        raise ValueError("skip_batches needs a seed: without one the stream differs "
+                         "every time, so skipping would not resume it.")
+    files = match_files(file_pattern)
     tokenizer = BertTokenizer(vocab_file, lower_case=do_lower_case)
     special = tokenizer.special_ids
     masker = DynamicMasker(MaskingSettings(max_predictions_per_seq, masked_lm_prob,

@@ -1,10 +1,9 @@
 """Exports a `BertPreprocessor` as a SavedModel with TF Hub's preprocessing interface."""
 
-import os
-
 import tensorflow as tf
 
 from keras_bert_app import names
+from keras_bert_app.export.serving_ops import checked_export_dir
 from keras_bert_app.text.preprocessor import BertPreprocessor, load_preprocessor
 from keras_bert_app.text.text_config import TextConfig
 
@@ -85,10 +84,14 @@ def export_preprocessing(export_path, preprocessor):
     `.tokenize.get_special_tokens_dict()` and `.bert_pack_inputs` follow TF Hub's BERT
     preprocessing interface; `serving_default` takes `text` (strings `[batch]`) for TF
     Serving. The vocabulary is stored in `assets/`.
+
+    It is written beside `export_path`, checked by `check_serving_ops` (loads in stock
+    TF Serving 2.19 and later) and only then moved into place: a refused export raises
+    ValueError and leaves nothing behind.
     """
     module = _PreprocessingExport(preprocessor)
-    tf.saved_model.save(module, os.fspath(export_path),
-                        signatures={"serving_default": module.serve})
+    with checked_export_dir(export_path) as scratch:
+        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
     return export_path
 
 

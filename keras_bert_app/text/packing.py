@@ -89,8 +89,10 @@ def _pack_single(segment, seq_length, start_of_sequence_id, end_of_segment_id,
 def _trim(segments, budget, truncation):
     """Cuts two or more `segments` to at most `budget` tokens in all.
 
-    Closed forms where they exist (a few vector ops on the row lengths);
-    tensorflow-text's RoundRobinTrimmer for three or more segments.
+    Closed forms on the row lengths (a few vector ops), then one gather per segment.
+    No tensorflow-text trimmer: its `TFText>RoundRobinTrim` op is missing from the
+    tf-text 2.12.1 that TF Serving 2.19 and earlier link, so an export using it would
+    not load there (keras_bert_app/export/tf_serving_ops.py).
     """
     lengths = [s.row_lengths() for s in segments]
     if truncation == "waterfall":
@@ -101,17 +103,55 @@ def _trim(segments, budget, truncation):
     elif len(segments) == 2:
         keep = list(pair_keep_lengths(lengths[0], lengths[1], budget))
     else:
-        return tf_text.RoundRobinTrimmer(
-            max_seq_length=tf.cast(budget, tf.int32)).trim(segments)
+        keep = round_robin_keep_lengths(lengths, budget)
     return [_prefixes(s, k) for s, k in zip(segments, keep)]
 
 
 def pair_keep_lengths(length_a, length_b, budget):
     """How many tokens of A and B Google's `_truncate_seq_pair` keeps (it pops from
     the longer, from B on ties); in closed form A keeps at least half the budget,
-    rounded up, if it has that many."""
+    rounded up, if it has that many. The same as `round_robin_keep_lengths` for two
+    segments, in fewer ops."""
     keep_a = tf.minimum(length_a, tf.maximum(budget - length_b, (budget + 1) // 2))
     return keep_a, tf.minimum(length_b, budget - keep_a)
+
+
+def round_robin_keep_lengths(lengths, budget):
+    """How many tokens each of N segments keeps when `budget` is dealt out one token
+    at a time to each segment in turn, skipping full ones (tf-text's
+    `RoundRobinTrimmer`: lengths [3, 4, 2], budget 5 keep [2, 2, 1]).
+
+    Closed form (water filling): every segment keeps min(length, t), t being the
+    highest level whose total fits the budget; the r tokens left over (fewer than the
+    segments longer than t) go one each to the first r of those, left to right.
+
+    Args:
+        lengths: a list of N int64 `[batch]` row lengths.
+        budget: an int64 scalar; a negative budget keeps nothing.
+
+    Returns:
+        A list of N int64 `[batch]` lengths to keep.
+    """
+    count = len(lengths)
+    budget = tf.maximum(tf.cast(budget, tf.int64), 0)
+    stacked = tf.stack(lengths, axis=1)  # [batch, N]
+    ascending = tf.sort(stacked, axis=1)
+    below = tf.cumsum(ascending, axis=1, exclusive=True)  # tokens of the j shorter ones
+    rest = tf.range(count, 0, -1, dtype=tf.int64)  # N - j segments at least as long
+    # Total kept at level ascending[:, j] ([batch, N], non-decreasing in j); `fitting`
+    # levels fit the budget, so t lies between the last fitting one and the next.
+    fitting = tf.reduce_sum(tf.cast(below + rest * ascending <= budget, tf.int32),
+                            axis=1)  # [batch], 0..N
+    fits_whole = tf.equal(fitting, count)
+    index = tf.minimum(fitting, count - 1)[:, None]
+    level = ((budget - tf.gather(below, index, batch_dims=1)[:, 0])
+             // tf.gather(rest, index[:, 0]))  # [batch]
+    level = tf.where(fits_whole, tf.reduce_max(stacked, axis=1), level)[:, None]
+    keep = tf.minimum(stacked, level)
+    longer = tf.cast(stacked > level, tf.int64)
+    left_over = (budget - tf.reduce_sum(keep, axis=1))[:, None]
+    keep += longer * tf.cast(tf.cumsum(longer, axis=1) <= left_over, tf.int64)
+    return tf.unstack(keep, num=count, axis=1)
 
 
 def ragged_slice(segment, start, stop):

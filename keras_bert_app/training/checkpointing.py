@@ -60,7 +60,7 @@ class CheckpointManager:
         model.save_weights(partial)
         _save_seed_states(model, partial)
         os.replace(partial, final)  # atomic: a kill leaves the old set intact
-        _write_json(os.path.join(self.directory, CHECKPOINT_INDEX),
+        write_json(os.path.join(self.directory, CHECKPOINT_INDEX),
                     {"latest_step": step, "latest": os.path.basename(final)})
         for old in self.steps()[:-self.max_to_keep]:
             os.remove(self.path(old))
@@ -112,9 +112,11 @@ def _restore_seed_states(model, path):
             variable.assign(group[f"{i:04d}"][()])
 
 
-def _write_json(path, value):
+def write_json(path, value):
+    """Writes `value` as JSON to `path` atomically (a temporary name, then a rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     partial = path + ".partial"
     with open(partial, "w") as f:
-        json.dump(value, f, indent=2)
+        json.dump(value, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
     os.replace(partial, path)

@@ -15,21 +15,22 @@ from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.training import callbacks as run_callbacks
 from keras_bert_app.training import pretraining_inputs as inputs
-from keras_bert_app.training.checkpointing import CheckpointManager
+from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import STRATEGIES, create_distribution
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
 
 INPUT_FORMATS = ("auto", "tfrecord", "text")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-RUN_CONFIG_FILE = "pretraining_run.json"
-EVAL_RESULTS_FILE = "eval_results.json"
+RUN_CONFIG_FILE = names.PRETRAINING_RUN_FILE
+EVAL_RESULTS_FILE = names.EVAL_RESULTS_FILE
 DEFAULT_SEED = 12345  # Google's create_pretraining_data random_seed
 # Settings a resumed run must share with the run it continues: they decide which
 # batches the checkpointed step stands for.
 RESUME_SETTINGS = ("input_file", "seed", "train_batch_size", "input_format",
                    "gradient_accumulation_steps", "sentence_prediction",
-                   "do_whole_word_mask", "masked_lm_prob", "short_seq_prob")
+                   "do_whole_word_mask", "masked_lm_prob", "short_seq_prob",
+                   "max_seq_length", "max_predictions_per_seq", "skip_corrupt_records")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +40,12 @@ class PretrainingRunConfig:
     The model comes from `init_model_dir` (config, vocabulary and casing; its
     weights are the starting point) or from `bert_config` + `vocab_file` +
     `do_lower_case` (optionally starting from the Google TF1 checkpoint or Hugging
-    Face directory `init_checkpoint`). Input is `create_pretraining_data`'s
-    TFRecords (their metadata decides the sequence length, masking and sentence
-    task, and is checked against the model) or raw text, masked dynamically.
+    Face directory `init_checkpoint`). Input, decided from the files' content, is
+    `create_pretraining_data`'s TFRecords (their metadata decides the sequence
+    length, masking and sentence task, and is checked against the model), TFRecords
+    of Google's script (no metadata: `max_seq_length` and `max_predictions_per_seq`
+    are required and checked against the records), or raw text, masked
+    dynamically.
 
     Steps count batches of `train_batch_size` (the global batch, over all
     replicas). With `gradient_accumulation_steps=k` the optimizer updates every k
@@ -123,6 +127,11 @@ class PretrainingRunConfig:
         if self.save_checkpoints_steps % self.effective_log_steps:
             raise ValueError(f"save_checkpoints_steps={self.save_checkpoints_steps} must be "
                              f"a multiple of log_steps={self.effective_log_steps}.")
+        if self.num_train_steps % self.gradient_accumulation_steps:
+            raise ValueError(f"num_train_steps={self.num_train_steps} must be a multiple "
+                             "of gradient_accumulation_steps="
+                             f"{self.gradient_accumulation_steps}: the last batches would "
+                             "accumulate gradients that no update uses.")
         if self.save_checkpoints_steps % self.gradient_accumulation_steps:
             # A checkpoint must fall between updates: mid-cycle, each replica's partial
             # gradient sums would be lost (only one replica's are saved).
@@ -161,14 +170,26 @@ def run_pretraining(config, distribution=None):
     manager = CheckpointManager(os.path.join(config.model_dir, "checkpoints"),
                                 config.keep_checkpoint_max)
     resume_step = manager.latest_step() or 0
-    if resume_step:
-        _check_resume_settings(config)
-    dataset, data_settings = training_input(config, distribution, model_config,
-                                            vocab_file, text_config, resume_step)
+    if config.do_train:
+        if resume_step:
+            _check_resume_settings(config)
+            print(f"Resuming at step {resume_step}: skipping the {resume_step} batches "
+                  "the run consumed (read again, not trained on).")
+        dataset, data_settings = training_input(config, distribution, model_config,
+                                                vocab_file, text_config, resume_step)
+        if distribution.is_chief:
+            _write_run_config(config, data_settings)
+    else:  # evaluation alone: of the newest checkpoint, else of the starting weights
+        if not resume_step and source_weights is None:
+            raise ValueError(f"do_train=false and {config.model_dir} holds no checkpoint, "
+                             "and no init_model_dir or init_checkpoint was given: "
+                             "there is no trained model to evaluate.")
+        keras.utils.set_random_seed(config.seed)
+        _, data_settings = inputs.make_dataset(
+            config, config.eval_input_file or config.input_file, config.eval_batch_size,
+            model_config, vocab_file, text_config, is_training=False)
     model_config.validate_sequence_length(data_settings["max_seq_length"])
     nsp = data_settings["sentence_prediction"] != "none"
-    if distribution.is_chief:
-        _write_run_config(config, data_settings)
 
     accumulation = config.gradient_accumulation_steps
     with distribution.scope():
@@ -257,7 +278,7 @@ def _evaluate(config, pretrainer, model_config, vocab_file, text_config, distrib
         for name, value in results.items():
             tf.summary.scalar(name, value)
     writer.close()
-    _write_json(os.path.join(config.model_dir, EVAL_RESULTS_FILE),
+    write_json(os.path.join(config.model_dir, EVAL_RESULTS_FILE),
                 {**results, "global_step": step, "eval_input_file": pattern})
     print(f"Evaluation at step {step} on {pattern}: " +
           ", ".join(f"{k} {v:.4f}" for k, v in sorted(results.items())))
@@ -324,16 +345,7 @@ def _model_sources(config):
 def _write_run_config(config, data_settings):
     values = {k: v for k, v in dataclasses.asdict(config).items() if k != "bert_config"}
     values["data"] = data_settings
-    _write_json(os.path.join(config.model_dir, RUN_CONFIG_FILE), values)
-
-
-def _write_json(path, values):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = path + ".partial"
-    with open(partial, "w") as f:
-        json.dump(values, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(partial, path)
+    write_json(os.path.join(config.model_dir, RUN_CONFIG_FILE), values)
 
 
 def _one_of(name, value, allowed):

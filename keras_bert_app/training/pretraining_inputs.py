@@ -12,7 +12,15 @@ DEFAULT_MAX_SEQ_LENGTH = 128
 DEFAULT_MAX_PREDICTIONS_PER_SEQ = 20
 
 
+# tf.io.parse_example's message for a feature of the wrong length.
+_PARSE_ERROR = re.compile(r"Key: (\w+), Index: \d+\.\s+Number of \w+ values != expected\."
+                          r"\s+Values size: (\d+) but output shape: \[(\d+)\]")
+
+
 def input_files(pattern):
+    """The files a run reads for `pattern`, chosen once and passed on as a list:
+    directories and `pretraining_metadata.json` (which a `dir/*` glob also matches)
+    are not input."""
     import tensorflow as tf
 
     files = sorted(f for f in tf.io.gfile.glob(pattern) if not tf.io.gfile.isdir(f))
@@ -48,14 +56,17 @@ def make_dataset(config, pattern, batch_size, model_config, vocab_file, text_con
 
     files, input_format = resolve_format(pattern, config.input_format)
     if input_format == "tfrecord":
-        _, metadata = read_metadata(pattern, required=False)
+        _, metadata = read_metadata(files, required=False)
         if metadata is None:
             seq, predictions = _required_lengths(config, files[0])
             settings = {"max_seq_length": seq, "max_predictions_per_seq": predictions,
                         "masked_lm_prob": None, "do_whole_word_mask": None,
                         # Google's records always carry next_sentence_labels (NSP, or
-                        # SOP for ALBERT's data: the same 2-way head reads both).
-                        "sentence_prediction": "nsp", "metadata": False}
+                        # SOP for ALBERT's data: the same 2-way head reads both);
+                        # sentence_prediction="none" trains the masked LM alone.
+                        "sentence_prediction": "none" if config.sentence_prediction ==
+                                               "none" else "nsp",
+                        "metadata": False}
             print(f"Reading {len(files)} TFRecord file(s) without "
                   f"{names.PRETRAINING_METADATA_FILE} (Google's format) with "
                   f"max_seq_length={seq}, max_predictions_per_seq={predictions}; their "
@@ -76,7 +87,7 @@ def make_dataset(config, pattern, batch_size, model_config, vocab_file, text_con
                 "do_whole_word_mask", "sentence_prediction")}
             settings["metadata"] = True
         dataset = pretraining_dataset(
-            pattern, batch_size, settings["max_seq_length"],
+            files, batch_size, settings["max_seq_length"],
             settings["max_predictions_per_seq"], vocab_size=model_config.vocab_size,
             vocab_sha256=text_config.vocab_sha256 if metadata else None,
             is_training=is_training, seed=config.seed, require_metadata=False,
@@ -92,7 +103,7 @@ def make_dataset(config, pattern, batch_size, model_config, vocab_file, text_con
     seq = config.max_seq_length or DEFAULT_MAX_SEQ_LENGTH
     predictions = config.max_predictions_per_seq or DEFAULT_MAX_PREDICTIONS_PER_SEQ
     dataset = raw_text_pretraining_dataset(
-        pattern, vocab_file, batch_size, do_lower_case=text_config.do_lower_case,
+        files, vocab_file, batch_size, do_lower_case=text_config.do_lower_case,
         max_seq_length=seq, max_predictions_per_seq=predictions,
         masked_lm_prob=config.masked_lm_prob, short_seq_prob=config.short_seq_prob,
         sentence_prediction=config.sentence_prediction,
@@ -150,7 +161,14 @@ def input_errors_named(pattern):
         raise ValueError(found or f"{pattern}: corrupt input ({error.message.strip()})"
                          ) from None
     except tf.errors.InvalidArgumentError as error:
-        if IDS_BEYOND_VOCAB not in error.message:
-            raise
-        found = re.search(r"records of .*?" + re.escape(IDS_BEYOND_VOCAB), error.message)
-        raise ValueError(found.group(0) if found else error.message) from None
+        if IDS_BEYOND_VOCAB in error.message:
+            found = re.search(r"records of .*?" + re.escape(IDS_BEYOND_VOCAB),
+                              error.message)
+            raise ValueError(found.group(0) if found else error.message) from None
+        found = _PARSE_ERROR.search(error.message)
+        if found:  # a record whose lengths differ from the first records'
+            key, size, expected = found.groups()
+            raise ValueError(f"{pattern}: a record's {key} has {size} values, the run "
+                             f"reads {expected} (max_seq_length / "
+                             "max_predictions_per_seq); the records mix lengths.") from None
+        raise

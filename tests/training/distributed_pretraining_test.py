@@ -36,14 +36,8 @@ def spec(records, model_dir, strategy="default", **overrides):
     return values
 
 
-
-
-
-
 def run(values, output, **kwargs):
     return finish(start(values, output, **kwargs), output)
-
-
 
 
 def test_mirrored_over_two_cpu_devices_equals_one_device(records, tmp_path):
@@ -91,9 +85,6 @@ def test_jax_data_parallel_over_two_host_devices(records, tmp_path):
     # jit_compile "auto" by default: on JAX every step runs under jax.jit.
     assert bool(single["jit_compile"]) and bool(parallel["jit_compile"])
     assert_same_weights(single, parallel, atol=2e-5)
-
-
-
 
 
 if __name__ == "__main__":

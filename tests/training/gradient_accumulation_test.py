@@ -187,12 +187,6 @@ def spec(records, model_dir, strategy="default", **overrides):
     return values
 
 
-
-
-
-
-
-
 def assert_trained(model_dir):
     """The second update moved the weights: the step-2 and step-4 checkpoints (one
     and two updates) differ."""
@@ -237,9 +231,6 @@ def test_jax_data_parallel_equals_one_jax_device(records, tmp_path):
     assert int(parallel["num_replicas"]) == 2 and int(parallel["iterations"]) == STEPS // 2
     assert_same_weights(single, parallel, atol=2e-5)
     assert_trained(tmp_path / "parallel")
-
-
-
 
 
 if __name__ == "__main__":

@@ -102,6 +102,71 @@ def test_files_that_are_neither_records_nor_text_are_named(tmp_path):
         detect_format(str(other))
 
 
+def test_edge_files_empty_shards_compressed_records_and_a_corrupt_first_record(
+        data, tmp_path):
+    import gzip
+
+    from keras_bert_app.training.pretraining_inputs import input_files
+
+    # An empty shard (create_pretraining_data writes one when instances run out)
+    # takes no part; all-empty input is an error.
+    empty = data["google_dir"] / "c.tfrecord"
+    empty.write_bytes(b"")
+    try:
+        assert detect_input_format(sorted(glob.glob(data["google"]))) == "tfrecord"
+    finally:
+        os.remove(empty)
+    (tmp_path / "e1.txt").write_bytes(b"")
+    with pytest.raises(ValueError, match="are all empty"):
+        detect_input_format([str(tmp_path / "e1.txt")])
+    # Compressed records are named as such, not read as text.
+    compressed = tmp_path / "a.tfrecord.gz"
+    compressed.write_bytes(gzip.compress((data["google_dir"] / "a.tfrecord").read_bytes()))
+    with pytest.raises(ValueError, match="compressed TFRecords are not read"):
+        detect_format(str(compressed))
+    # A file whose first record is corrupt is still TFRecords (the reader names it).
+    broken = tmp_path / "broken.tfrecord"
+    raw = bytearray((data["google_dir"] / "a.tfrecord").read_bytes())
+    raw[20] ^= 0xFF  # inside the first record's data
+    broken.write_bytes(bytes(raw))
+    assert detect_format(str(broken)) == "tfrecord"
+    # A `dir/*` glob also matches the metadata file: it is not input.
+    ours_dir = os.path.dirname(data["ours"])
+    assert sorted(os.path.basename(f) for f in input_files(ours_dir + "/*")) == [
+        "a.tfrecord", "b.tfrecord"]
+
+
+def test_settings_that_cannot_work_are_refused_before_anything_runs(data, tmp_path):
+    from keras_bert_app.data import pretraining_dataset
+
+    with pytest.raises(ValueError, match="skip_batches needs a seed"):
+        pretraining_dataset(data["ours"], 8, 32, 5, skip_batches=3, seed=None)
+    with pytest.raises(ValueError, match="num_train_steps=5 must be a multiple of "
+                                         "gradient_accumulation_steps=2"):
+        config(data, tmp_path / "a", num_train_steps=5, gradient_accumulation_steps=2)
+    with pytest.raises(ValueError, match="there is no trained model to evaluate"):
+        run_pretraining(config(data, tmp_path / "b", do_train=False, do_eval=True))
+
+
+def test_a_later_record_of_other_lengths_is_one_line(data, tmp_path):
+    import tensorflow as tf
+
+    mixed = tmp_path / "mixed.tfrecord"
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(data["google_dir"] /
+                                                              "a.tfrecord")).take(40)]
+    short = tf.train.Example.FromString(records[-1])
+    ids = short.features.feature["input_ids"].int64_list.value
+    del ids[16:]  # a record of seq 16 among seq-32 ones
+    with tf.io.TFRecordWriter(str(mixed)) as writer:
+        for record in records[:-1] + [short.SerializeToString()]:
+            writer.write(record)
+    with pytest.raises(ValueError, match="mixed.tfrecord: a record's input_ids has 16 "
+                                         "values, the run reads 32"):
+        run_pretraining(config(data, tmp_path / "run", input_file=str(mixed),
+                               train_batch_size=8, num_train_steps=8,
+                               save_checkpoints_steps=8, log_steps=8))
+
+
 def test_google_records_need_their_lengths_and_must_match_them(data, tmp_path):
     with pytest.raises(ValueError, match="without pretraining_metadata.json.*give "
                                          "max_seq_length and max_predictions_per_seq"):
@@ -127,8 +192,8 @@ def test_google_records_train_and_ids_beyond_the_vocabulary_are_refused(data, tm
     small = dict(TINY, vocab_size=500)  # the records hold ids up to 926
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(open(SHAKESPEARE_VOCAB).read().splitlines()[:500]) + "\n")
-    with pytest.raises(ValueError, match="^records of .* hold word ids >= the model vocab_size 500: made with "
-                                         "another vocabulary$"):
+    with pytest.raises(ValueError, match="^records of .* hold input_ids >= the model vocab_size 500: made "
+                                         "with another vocabulary$"):
         run_pretraining(config(data, tmp_path / "small", bert_config=kba.BertConfig(**small),
                                vocab_file=str(vocab)))
 

@@ -1,0 +1,171 @@
+"""Exports use only ops that stock TF Serving 2.19 registers, and nothing that touches
+files, the network or Python per request; anything else is refused before it is written.
+"""
+
+import os
+import sys
+
+import pytest
+import tensorflow as tf
+import tensorflow_text as tf_text
+from tensorflow.python.framework import op_def_registry
+
+from keras_bert_app.export import (build_preprocessor, check_serving_ops,
+                                   checked_export_dir, core_op_types,
+                                   export_preprocessing, saved_model_op_types)
+from keras_bert_app.export.tf_serving_ops import (DENIED_OPS, LOAD_TIME_OPS,
+                                                  TF_TEXT_2_12_1_OPS)
+from tests.helpers import SHAKESPEARE_VOCAB
+
+_RAGGED = tf.RaggedTensorSpec([None, None], tf.int32, row_splits_dtype=tf.int64)
+NOT_IN_2_12_1 = ("TFText>RoundRobinTrim", "TFText>RoundRobinGenerateMasks",
+                 "TFText>Utf8Binarize")
+
+
+def save(module, path, **kwargs):
+    tf.saved_model.save(module, str(path), **kwargs)
+    return path
+
+
+class _RoundRobin(tf.Module):
+    @tf.function(input_signature=[_RAGGED] * 3)
+    def __call__(self, a, b, c):
+        return tf_text.RoundRobinTrimmer(max_seq_length=5).trim([a, b, c])
+
+
+class _PyFunction(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def __call__(self, x):
+        return tf.py_function(lambda t: t * 2, [x], tf.float32)
+
+
+class _AddOne(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def __call__(self, x):
+        return x + 1
+
+
+@pytest.fixture(scope="module")
+def preprocessing_export(tmp_path_factory):
+    preprocessor = build_preprocessor(vocab_file=SHAKESPEARE_VOCAB, do_lower_case=True,
+                                      default_seq_length=16)
+    return export_preprocessing(tmp_path_factory.mktemp("export") / "preprocessing",
+                                preprocessor)
+
+
+def test_preprocessing_export_uses_only_core_ops_and_tf_text_2_12_1_ops(
+        preprocessing_export):
+    op_types = saved_model_op_types(preprocessing_export)
+    used = set().union(*op_types.values())
+    # bert_pack_inputs is traced for 3 segments: round-robin trimming is in the graph.
+    assert "FastWordpieceTokenizeWithOffsets" in used
+    assert used - TF_TEXT_2_12_1_OPS <= core_op_types()
+    assert not used & set(DENIED_OPS)
+    # Checkpoint I/O only in the saver's functions, which the check tells apart.
+    saver = {place for place in op_types
+             if "_traced_save_" in place or "_traced_restore_" in place}
+    assert {place for place, ops in op_types.items() if ops & LOAD_TIME_OPS} == saver
+    assert check_serving_ops(preprocessing_export) == ["FastWordpieceTokenizeWithOffsets"]
+
+
+def test_round_robin_trimmer_is_refused_naming_the_op_and_its_function(tmp_path):
+    path = save(_RoundRobin(), tmp_path / "model")
+    functions = [place for place, ops in saved_model_op_types(path).items()
+                 if "TFText>RoundRobinTrim" in ops]
+    assert functions and all(f.startswith("__inference_") for f in functions)
+    with pytest.raises(ValueError) as error:
+        check_serving_ops(path)
+    message = str(error.value)
+    assert ("TFText>RoundRobinTrim is neither a TF core op nor a TF Text op of "
+            "tensorflow-text 2.12.1") in message
+    assert functions[0] in message and str(path) in message
+    assert "\n" not in message  # pipelines print it as one line
+
+
+def test_python_calls_are_refused_naming_the_op(tmp_path):
+    path = save(_PyFunction(), tmp_path / "model")
+    with pytest.raises(ValueError, match=r"EagerPyFunc calls Python \(in __inference_"):
+        check_serving_ops(path)
+
+
+def test_checkpoint_io_outside_the_saver_is_refused(tmp_path):
+    class ReadsCheckpoint(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+        def __call__(self, prefix):
+            return tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=["x"],
+                                        shape_and_slices=[""], dtypes=[tf.float32])
+    path = save(ReadsCheckpoint(), tmp_path / "model")
+    with pytest.raises(ValueError, match="RestoreV2 does checkpoint/asset I/O outside"):
+        check_serving_ops(path)
+
+
+def test_a_table_read_from_an_asset_at_load_time_is_allowed(tmp_path):
+    (tmp_path / "labels.txt").write_text("negative\npositive\n")
+
+    class Labels(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+                str(tmp_path / "labels.txt"), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER), default_value=-1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, labels):
+            return self.table.lookup(labels)
+    module = Labels()
+    path = save(module, tmp_path / "model", signatures=module.__call__)
+    assert any("InitializeTableFromTextFileV2" in ops
+               for ops in saved_model_op_types(path).values())
+    assert check_serving_ops(path) == []
+
+
+def test_a_refused_export_leaves_nothing_behind(tmp_path):
+    with pytest.raises(ValueError, match=r"export to .*export \(not written\) would not "
+                                         r"load .*TFText>RoundRobinTrim"):
+        with checked_export_dir(tmp_path / "export") as scratch:
+            save(_RoundRobin(), scratch)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_replaces_a_savedmodel_but_not_other_directories(tmp_path):
+    for _ in range(2):
+        with checked_export_dir(tmp_path / "export") as scratch:
+            save(_AddOne(), scratch)
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+    assert tf.saved_model.load(str(tmp_path / "export"))(tf.constant([1.0])).numpy() == 2
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="non-empty directory without a saved_model.pb"):
+        with checked_export_dir(tmp_path / "data") as scratch:
+            save(_AddOne(), scratch)
+    assert sorted(os.listdir(tmp_path / "data")) == ["keep.txt"]
+
+
+def test_allowlist_matches_tf_text_2_12_1_and_lists_real_op_names():
+    for name in NOT_IN_2_12_1:
+        assert name not in TF_TEXT_2_12_1_OPS
+    assert "FastWordpieceTokenizeWithOffsets" in TF_TEXT_2_12_1_OPS
+    assert len(TF_TEXT_2_12_1_OPS) == 35
+    # Allowlisted names are TF Text ops (registered here, where tensorflow_text is
+    # imported, but not by plain tensorflow); denied and load-time ones are core ops.
+    listed = set(TF_TEXT_2_12_1_OPS) | set(NOT_IN_2_12_1) | set(DENIED_OPS) | LOAD_TIME_OPS
+    assert all(op_def_registry.get(name) is not None for name in listed)
+    assert listed - core_op_types() == set(TF_TEXT_2_12_1_OPS) | set(NOT_IN_2_12_1)
+
+
+def test_core_op_types_are_what_tensorflow_alone_registers():
+    # Read through the C API's op list in a child process: pinned against the registry
+    # of this process (which also holds tensorflow_text's ops).
+    core = core_op_types()
+    assert {"AddV2", "StatefulPartitionedCall", "SaveV2", "EagerPyFunc"} <= core
+    assert all(op_def_registry.get(name) is not None for name in core)
+    assert not {name for name in core if name.startswith("TFText>")}
+
+
+def test_missing_saved_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="saved_model.pb does not exist"):
+        check_serving_ops(tmp_path)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
