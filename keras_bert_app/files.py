@@ -1,6 +1,7 @@
-"""Finding the files of a model directory, for every stage that reads one (the text
-side included, which must not depend on the models to do so)."""
+"""Finding and reading the files of a model directory, for every stage that reads one
+(the text side included, which must not depend on the models to do so)."""
 
+import json
 import os
 
 
@@ -12,3 +13,13 @@ def model_dir_files(model_dir, *file_names):
             raise FileNotFoundError(f"{model_dir} is not a pre-trained model directory: "
                                     f"{os.path.basename(path)} is missing.")
     return paths
+
+
+def read_json_file(path):
+    """The JSON value in `path`; invalid JSON is a `ValueError` naming file and line."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None

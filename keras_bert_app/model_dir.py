@@ -9,7 +9,7 @@ import shutil
 
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
-from keras_bert_app.files import model_dir_files
+from keras_bert_app.files import model_dir_files, read_json_file
 from keras_bert_app.models import BertEncoder, BertPretrainer
 
 PRETRAINING_HEADS = (names.MASKED_LM_HEAD, names.NEXT_SENTENCE_HEAD)
@@ -76,12 +76,7 @@ class TaskConfig:
     @classmethod
     def from_json_file(cls, path):
         path = os.fspath(path)
-        with open(path, encoding="utf-8") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON (line {e.lineno}): "
-                                 f"{e.msg}") from None
+        values = read_json_file(path)
         known = [f.name for f in dataclasses.fields(cls)]
         if not isinstance(values, dict) or set(values) - set(known) or \
                 not {"task", "heads"} <= set(values):

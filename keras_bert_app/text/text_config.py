@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 
+from keras_bert_app.files import read_json_file
 from keras_bert_app.text.tokenizer import MAX_CHARS_PER_WORD
 from keras_bert_app.text.vocab import load_vocab, vocab_fingerprint
 
@@ -43,11 +44,7 @@ class TextConfig:
     @classmethod
     def from_json_file(cls, path):
         path = os.fspath(path)
-        with open(path, encoding="utf-8") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+        values = read_json_file(path)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown or "do_lower_case" not in values:
