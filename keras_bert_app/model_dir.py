@@ -10,7 +10,8 @@ import shutil
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.files import model_dir_files, read_json_file
-from keras_bert_app.models import BertEncoder, BertPretrainer
+from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
+from keras_bert_app.models.task import register_model_dir_loader
 
 PRETRAINING_HEADS = (names.MASKED_LM_HEAD, names.NEXT_SENTENCE_HEAD)
 
@@ -28,19 +29,23 @@ class TaskConfig:
         heads: names of the heads whose weights the directory holds, in order.
         label_names: the name of each label id (classifiers, taggers), or None.
         max_seq_length: the sequence length the task was trained with, or None.
+        problem_type: classifiers: `single_label`, `multi_label` or `regression`.
+        text_inputs: the texts an example has: `["text_a"]` or `["text_a", "text_b"]`.
     """
 
     task: str
     heads: tuple
     label_names: tuple = None
     max_seq_length: int = None
+    problem_type: str = None
+    text_inputs: tuple = None
 
     def __post_init__(self):
         if not isinstance(self.task, str) or not self.task:
             raise ValueError(f"task={self.task!r} must be a non-empty string.")
-        for field in ("heads", "label_names"):
+        for field in ("heads", "label_names", "text_inputs"):
             value = getattr(self, field)
-            if value is None and field == "label_names":
+            if value is None and field != "heads":
                 continue
             if isinstance(value, str) or not isinstance(value, (list, tuple)) or \
                     not all(isinstance(v, str) and v for v in value) or \
@@ -58,6 +63,39 @@ class TaskConfig:
                 raise ValueError(f"heads={list(self.heads)}: pre-training has "
                                  f"{names.MASKED_LM_HEAD!r} and optionally "
                                  f"{names.NEXT_SENTENCE_HEAD!r}.")
+
+        if self.task == names.CLASSIFICATION_TASK:
+            self._check_classification()
+
+    def _check_classification(self):
+        if self.heads != (names.CLASSIFIER_HEAD,):
+            raise ValueError(f"heads={list(self.heads)}: a classifier has the one head "
+                             f"{names.CLASSIFIER_HEAD!r}.")
+        if self.problem_type not in names.PROBLEM_TYPES:
+            raise ValueError(f"problem_type={self.problem_type!r}; expected one of "
+                             f"{list(names.PROBLEM_TYPES)}.")
+        if self.text_inputs not in (names.TEXT_INPUTS[:1], names.TEXT_INPUTS):
+            raise ValueError(f"text_inputs={self.text_inputs!r}; expected "
+                             f"{list(names.TEXT_INPUTS[:1])} or {list(names.TEXT_INPUTS)}.")
+        if self.max_seq_length is None:
+            raise ValueError("A classifier records its max_seq_length.")
+        regression = self.problem_type == names.REGRESSION
+        if regression != (self.label_names is None) or (
+                not regression and len(self.label_names) < 2):
+            raise ValueError(f"label_names={self.label_names!r}: a {self.problem_type} "
+                             "classifier has " + ("none" if regression else
+                                                  "at least two") + ".")
+
+    @property
+    def num_outputs(self):
+        """Outputs of a classifier's head: one per label, or one score."""
+        return 1 if self.label_names is None else len(self.label_names)
+
+    @classmethod
+    def for_classifier(cls, classifier, label_names, max_seq_length, text_inputs):
+        return cls(task=names.CLASSIFICATION_TASK, heads=[names.CLASSIFIER_HEAD],
+                   label_names=label_names, max_seq_length=max_seq_length,
+                   problem_type=classifier.problem_type, text_inputs=text_inputs)
 
     @classmethod
     def for_pretrainer(cls, pretrainer):
@@ -91,13 +129,6 @@ class TaskConfig:
 def save_model_dir(output_dir, pretrainer, vocab_file, text_config):
     """Writes a pre-trained model directory; the task config says which heads
     `pretrainer` has."""
-    os.makedirs(output_dir, exist_ok=True)
-    pretrainer.encoder.config.to_json_file(os.path.join(output_dir, names.BERT_CONFIG_FILE))
-    target_vocab = os.path.join(output_dir, names.VOCAB_FILE)
-    if os.path.abspath(vocab_file) != os.path.abspath(target_vocab):
-        shutil.copyfile(vocab_file, target_vocab)
-    text_config.check_vocab(target_vocab)
-    text_config.to_json_file(os.path.join(output_dir, names.TEXT_CONFIG_FILE))
     if getattr(pretrainer, "optimizer", None) is not None or \
             pretrainer.dtype_policy.name != "float32":
         # A model directory holds float32 weights only, whatever the training run
@@ -106,9 +137,38 @@ def save_model_dir(output_dir, pretrainer, vocab_file, text_config):
                               next_sentence_prediction=pretrainer.next_sentence_prediction)
         copy.set_weights(pretrainer.get_weights())
         pretrainer = copy
-    for name, write in ((names.TASK_CONFIG_FILE,
-                         TaskConfig.for_pretrainer(pretrainer).to_json_file),
-                        (names.WEIGHTS_FILE, pretrainer.save_weights)):
+    _write_model_dir(output_dir, pretrainer, vocab_file, text_config,
+                     TaskConfig.for_pretrainer(pretrainer))
+
+
+def save_classifier_dir(output_dir, classifier, vocab_file, text_config, task_config):
+    """Writes a fine-tuned classifier directory: the pre-trained files plus the
+    classifier's weights and its task (labels, problem type, texts, length)."""
+    if task_config.task != names.CLASSIFICATION_TASK or \
+            task_config.num_outputs != classifier.num_classes or \
+            task_config.problem_type != classifier.problem_type:
+        raise ValueError(f"{task_config} does not describe this classifier "
+                         f"({classifier.num_classes} outputs, {classifier.problem_type}).")
+    if True:  # float32, no optimizer state, no preprocessor: the weights alone
+        copy = BertClassifier(BertEncoder(classifier.encoder.config),
+                              num_classes=classifier.num_classes,
+                              multi_label=classifier.multi_label,
+                              dropout=classifier.dropout)
+        copy.set_weights(classifier.get_weights())
+        classifier = copy
+    _write_model_dir(output_dir, classifier, vocab_file, text_config, task_config)
+
+
+def _write_model_dir(output_dir, model, vocab_file, text_config, task_config):
+    os.makedirs(output_dir, exist_ok=True)
+    model.encoder.config.to_json_file(os.path.join(output_dir, names.BERT_CONFIG_FILE))
+    target_vocab = os.path.join(output_dir, names.VOCAB_FILE)
+    if os.path.abspath(vocab_file) != os.path.abspath(target_vocab):
+        shutil.copyfile(vocab_file, target_vocab)
+    text_config.check_vocab(target_vocab)
+    text_config.to_json_file(os.path.join(output_dir, names.TEXT_CONFIG_FILE))
+    for name, write in ((names.TASK_CONFIG_FILE, task_config.to_json_file),
+                        (names.WEIGHTS_FILE, model.save_weights)):
         # Keras names weights files by their suffix: keep it on the partial file.
         partial = os.path.join(output_dir, ".partial." + name)
         write(partial)
@@ -135,7 +195,7 @@ def load_pretrainer(model_dir, dtype=None):
         if task.task != names.PRETRAINING_TASK:
             raise ValueError(f"{task_file}: task={task.task!r}; load_pretrainer reads "
                              f"pre-trained model directories (task "
-                             f"{names.PRETRAINING_TASK!r}).")
+                             f"{names.PRETRAINING_TASK!r}); load_encoder reads both.")
         recorded = names.NEXT_SENTENCE_HEAD in task.heads
         if recorded != in_weights:
             raise ValueError(
@@ -186,6 +246,77 @@ def _variable_shapes(layer):
     return sorted(tuple(v.shape) for v in variables.values())
 
 
+def read_task_config(model_dir):
+    """The `TaskConfig` of `model_dir`, or None for a directory written before
+    `task_config.json` existed (a pre-trained one)."""
+    path = os.path.join(os.fspath(model_dir), names.TASK_CONFIG_FILE)
+    return TaskConfig.from_json_file(path) if os.path.isfile(path) else None
+
+
 def load_encoder(model_dir, dtype=None):
-    """The pre-trained `BertEncoder` of `model_dir`."""
+    """The `BertEncoder` of `model_dir`, pre-trained or fine-tuned."""
+    task = read_task_config(model_dir)
+    if task is not None and task.task == names.CLASSIFICATION_TASK:
+        return load_classifier(model_dir, dtype=dtype, with_preprocessor=False).encoder
     return load_pretrainer(model_dir, dtype=dtype).encoder
+
+
+def classifier_from_model_dir(cls, model_dir, num_classes=None, multi_label=False,
+                              sequence_length=None, dropout=None, dtype=None,
+                              dynamic_padding=True):
+    """`BertClassifier.from_model_dir`: see there."""
+    from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor
+
+    task = read_task_config(model_dir)
+    if task is not None and task.task == names.CLASSIFICATION_TASK:
+        classifier = load_classifier(model_dir, dtype=dtype, sequence_length=sequence_length,
+                                     dynamic_padding=dynamic_padding)
+        if num_classes is not None and num_classes != classifier.num_classes:
+            raise ValueError(f"{model_dir} holds a classifier with "
+                             f"{classifier.num_classes} outputs, not num_classes="
+                             f"{num_classes}.")
+        return classifier
+    if num_classes is None:
+        raise ValueError(f"{model_dir} is a pre-trained model directory: give "
+                         "num_classes for the new classification head.")
+    preprocessor = BertTextPreprocessor.from_model_dir(
+        model_dir, sequence_length=sequence_length or 128, dynamic_padding=dynamic_padding)
+    return cls(load_encoder(model_dir, dtype=dtype), num_classes=num_classes,
+               multi_label=multi_label, dropout=dropout, preprocessor=preprocessor)
+
+
+register_model_dir_loader("BertClassifier", classifier_from_model_dir)
+
+
+def load_classifier(model_dir, dtype=None, with_preprocessor=True, sequence_length=None,
+                    dynamic_padding=True):
+    """The fine-tuned `BertClassifier` of `model_dir` (`run_classifier`'s output),
+    with its text preprocessor (at the trained sequence length by default).
+
+    The head's shape comes from `task_config.json` and is checked against the weights
+    file: a file from another classifier fails here, not with wrong outputs.
+    """
+    from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor
+
+    config_file, weights_file, task_file = model_dir_files(
+        model_dir, names.BERT_CONFIG_FILE, names.WEIGHTS_FILE, names.TASK_CONFIG_FILE)
+    task = TaskConfig.from_json_file(task_file)
+    if task.task != names.CLASSIFICATION_TASK:
+        raise ValueError(f"{task_file}: task={task.task!r}; load_classifier reads "
+                         f"fine-tuned classifier directories (task "
+                         f"{names.CLASSIFICATION_TASK!r}).")
+    preprocessor = None
+    if with_preprocessor:
+        preprocessor = BertTextPreprocessor.from_model_dir(
+            model_dir, sequence_length=sequence_length or task.max_seq_length,
+            dynamic_padding=dynamic_padding)
+    classifier = BertClassifier(
+        BertEncoder(BertConfig.from_json_file(config_file), dtype=dtype),
+        num_classes=task.num_outputs,
+        multi_label=task.problem_type == names.MULTI_LABEL, preprocessor=preprocessor)
+    try:
+        classifier.load_weights(weights_file)
+    except ValueError as e:
+        raise ValueError(f"{weights_file} does not hold the weights of the classifier "
+                         f"{task_file} describes: {e}") from None
+    return classifier

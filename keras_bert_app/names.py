@@ -66,6 +66,28 @@ TASK_CONFIG_FILE = "task_config.json"  # the task and heads the weights are for
 PRETRAINING_TASK = "pretraining"
 MASKED_LM_HEAD = "masked_lm"
 NEXT_SENTENCE_HEAD = "next_sentence"
+# Fine-tuned directories: sentence / sentence-pair classification (and regression).
+CLASSIFICATION_TASK = "classification"
+CLASSIFIER_HEAD = "classifier"
+# How a classifier's outputs are read: softmax over classes, independent sigmoids, or
+# one score.
+SINGLE_LABEL = "single_label"
+MULTI_LABEL = "multi_label"
+REGRESSION = "regression"
+PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
 
 # Preprocessing SavedModel: the input key of its serving signature.
 SERVING_TEXT_INPUT = "text"
+# Text-in task models: the inputs of a task (first text, and second text of pairs),
+# the same in `fit` on raw strings, the input files' columns and the serving signature.
+TEXT_A = "text_a"
+TEXT_B = "text_b"
+TEXT_INPUTS = (TEXT_A, TEXT_B)
+# Outputs of the text-in classifier signature.
+PROBABILITIES = "probabilities"
+LABEL = "label"
+LABEL_ID = "label_id"
+SCORE = "score"
+# Fine-tuning writes these into its model_dir beside eval_results.json.
+CLASSIFIER_RUN_FILE = "classifier_run.json"
+PREDICTIONS_FILE = "predictions.tsv"

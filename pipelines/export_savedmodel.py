@@ -1,5 +1,19 @@
 """Exports a SavedModel.
 
+Text-in classifier for TF Serving, from a fine-tuned model directory
+(`run_classifier --model_dir`); written as the next version `EXPORT_DIR/<n>/`:
+
+    python -m pipelines.export_savedmodel --export_type=classifier \
+        --init_model_dir=MODEL_DIR --export_path=saved_models/my_classifier
+
+TF Hub-style encoder (pre-trained or fine-tuned directory), optionally with the
+masked-LM head as `.mlm` (pre-trained directories), also versioned:
+
+    python -m pipelines.export_savedmodel --export_type=encoder_with_mlm \
+        --init_model_dir=MODEL_DIR --export_path=saved_models/my_encoder
+
+Preprocessing (TF Hub preprocessing interface), written at `--export_path` itself:
+
     python -m pipelines.export_savedmodel --export_type=preprocessing \
         --vocab_file=vocab.txt --do_lower_case=true --default_seq_length=128 \
         --export_path=saved_models/preprocessing
@@ -8,36 +22,77 @@
         --init_model_dir=MODEL_DIR --export_path=saved_models/preprocessing
 """
 
-from absl import flags
+import os
 
-from pipelines.errors import run
+# A SavedModel is a TensorFlow graph: the models are traced on the TensorFlow backend,
+# whatever KERAS_BACKEND the environment sets for training (set before Keras loads).
+os.environ["KERAS_BACKEND"] = "tensorflow"
 
-from keras_bert_app.export import build_preprocessor, export_preprocessing
+from absl import flags  # noqa: E402
+
+from pipelines.errors import run  # noqa: E402
+
+from keras_bert_app.export import (build_preprocessor, export_classifier,  # noqa: E402
+                                   export_encoder, export_preprocessing)
+
+CLASSIFIER, ENCODER, ENCODER_WITH_MLM = "classifier", "encoder", "encoder_with_mlm"
+PREPROCESSING = "preprocessing"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("export_type", "preprocessing", ["preprocessing"],
-                  "What to export. Encoder and task exports are not available yet.")
-flags.DEFINE_string("export_path", None, "Directory of the SavedModel to write.")
+flags.DEFINE_enum("export_type", PREPROCESSING,
+                  [PREPROCESSING, CLASSIFIER, ENCODER, ENCODER_WITH_MLM],
+                  "What to export: the text preprocessing; a fine-tuned classifier, raw "
+                  "text in, answers out (TF Serving); the encoder (TF Hub interface), "
+                  "with the masked-LM head as .mlm for encoder_with_mlm.")
+flags.DEFINE_string("export_path", None,
+                    "preprocessing: the SavedModel directory to write. Other types: the "
+                    "directory of versions (TF Serving's --model_base_path); the export "
+                    "becomes its next integer-named subdirectory.")
 flags.DEFINE_string("init_model_dir", None,
-                    "Pre-trained model directory (vocab.txt + text_config.json).")
-flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary, one token per line.")
+                    "Model directory: pre-trained (vocab.txt + text_config.json suffice "
+                    "for preprocessing) or, for classifier, fine-tuned by run_classifier.")
+flags.DEFINE_string("vocab_file", None,
+                    "preprocessing only: WordPiece vocabulary, one token per line.")
 flags.DEFINE_bool("do_lower_case", None,
-                  "Lower-case and strip accents; required with --vocab_file, taken from "
-                  "the model directory with --init_model_dir.")
-flags.DEFINE_integer("default_seq_length", 128, "Output length of the root call.")
+                  "preprocessing only: lower-case and strip accents; required with "
+                  "--vocab_file, taken from the model directory with --init_model_dir.")
+flags.DEFINE_integer("default_seq_length", 128,
+                     "preprocessing only: output length of the root call.")
 flags.DEFINE_enum("truncation", "round_robin", ["round_robin", "waterfall"],
-                  "How segments are cut to fit the sequence length.")
+                  "preprocessing only: how segments are cut to fit the sequence length.")
 flags.mark_flag_as_required("export_path")
 
 
 def main(argv):
     del argv
-    preprocessor = build_preprocessor(
-        vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
-        init_model_dir=FLAGS.init_model_dir,
-        default_seq_length=FLAGS.default_seq_length, truncation=FLAGS.truncation)
-    export_preprocessing(FLAGS.export_path, preprocessor)
-    print(f"Wrote the preprocessing SavedModel to {FLAGS.export_path}")
+    if FLAGS.export_type == PREPROCESSING:
+        preprocessor = build_preprocessor(
+            vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
+            init_model_dir=FLAGS.init_model_dir,
+            default_seq_length=FLAGS.default_seq_length, truncation=FLAGS.truncation)
+        export_preprocessing(FLAGS.export_path, preprocessor)
+        print(f"Wrote the preprocessing SavedModel to {FLAGS.export_path}")
+        return
+    if not FLAGS.init_model_dir:
+        raise ValueError(f"--export_type={FLAGS.export_type} needs --init_model_dir.")
+    preprocessing_only = [f"--{name}" for name in ("vocab_file", "do_lower_case",
+                                                   "default_seq_length", "truncation")
+                          if FLAGS[name].present]
+    if preprocessing_only:
+        raise ValueError(f"{', '.join(preprocessing_only)}: only for --export_type="
+                         f"{PREPROCESSING}; a {FLAGS.export_type} export takes its text "
+                         "settings and sequence length from --init_model_dir.")
+    if FLAGS.export_type == CLASSIFIER:
+        version_dir = export_classifier(FLAGS.export_path, model_dir=FLAGS.init_model_dir)
+    else:
+        version_dir = export_encoder(FLAGS.export_path, FLAGS.init_model_dir,
+                                     with_mlm=FLAGS.export_type == ENCODER_WITH_MLM)
+    base = os.path.abspath(FLAGS.export_path)
+    name = os.path.basename(base.rstrip(os.sep)) or "model"
+    print(f"Wrote the {FLAGS.export_type} SavedModel, version "
+          f"{os.path.basename(version_dir)}, to {version_dir}")
+    print(f"Serve it: tensorflow_model_server --rest_api_port=8501 --model_name={name} "
+          f"--model_base_path={base}")
 
 
 if __name__ == "__main__":

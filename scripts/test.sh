@@ -25,5 +25,6 @@ fi
 for backend in jax torch; do
   echo "== pytest config, layers, models, optimizers, checkpoints (KERAS_BACKEND=$backend)"
   KERAS_BACKEND=$backend "$py" -m pytest -q tests/config_test.py tests/layers tests/models \
-    tests/training/optimizers_test.py tests/training/checkpointing_test.py
+    tests/text/preprocessing_layer_test.py tests/training/optimizers_test.py \
+    tests/training/checkpointing_test.py
 done

@@ -89,10 +89,29 @@ def test_a_task_config_that_contradicts_the_weights_is_an_error(
 def test_a_fine_tuned_task_is_not_loaded_as_a_pretrainer(tmp_path):
     model_dir, _ = saved_model_dir(tmp_path)
     write_task_config(model_dir, {"task": "classification", "heads": ["classifier"],
-                                  "label_names": ["neg", "pos"], "max_seq_length": 128})
+                                  "label_names": ["neg", "pos"], "max_seq_length": 128,
+                                  "problem_type": "single_label",
+                                  "text_inputs": ["text_a"]})
     with pytest.raises(ValueError, match="task='classification'; load_pretrainer reads "
                        "pre-trained model directories"):
         kba.load_pretrainer(str(model_dir))
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"problem_type": "binary"}, "problem_type='binary'"),
+    ({"text_inputs": ["text_b"]}, "text_inputs"),
+    ({"label_names": ["only"]}, "at least two"),
+    ({"problem_type": "regression"}, "has none"),
+    ({"heads": ["classifier", "masked_lm"]}, "one head"),
+])
+def test_a_classifier_task_config_is_checked_when_read(tmp_path, fields, message):
+    model_dir, _ = saved_model_dir(tmp_path)
+    write_task_config(model_dir, {"task": "classification", "heads": ["classifier"],
+                                  "label_names": ["neg", "pos"], "max_seq_length": 128,
+                                  "problem_type": "single_label",
+                                  "text_inputs": ["text_a"], **fields})
+    with pytest.raises(ValueError, match=message):
+        kba.load_classifier(str(model_dir))
 
 
 @pytest.mark.parametrize("values, message", [
@@ -116,11 +135,13 @@ def test_a_malformed_task_config_is_an_error_naming_the_file(tmp_path, values, m
 
 def test_task_config_holds_what_fine_tuned_directories_record(tmp_path):
     config = TaskConfig(task="classification", heads=["classifier"],
-                        label_names=["entailment", "not_entailment"], max_seq_length=128)
+                        label_names=["entailment", "not_entailment"], max_seq_length=128,
+                        problem_type="single_label", text_inputs=["text_a", "text_b"])
     config.to_json_file(tmp_path / "task_config.json")
     assert json.loads((tmp_path / "task_config.json").read_text()) == {
         "task": "classification", "heads": ["classifier"],
-        "label_names": ["entailment", "not_entailment"], "max_seq_length": 128}
+        "label_names": ["entailment", "not_entailment"], "max_seq_length": 128,
+        "problem_type": "single_label", "text_inputs": ["text_a", "text_b"]}
     assert TaskConfig.from_json_file(tmp_path / "task_config.json") == config
 
 

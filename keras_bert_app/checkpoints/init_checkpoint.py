@@ -7,7 +7,7 @@ import os
 from keras import ops
 
 from keras_bert_app.checkpoints import importer, source as sources
-from keras_bert_app.checkpoints.weight_names import model_variables
+from keras_bert_app.checkpoints.weight_names import model_variables, to_google_layout
 from keras_bert_app.config import BertConfig
 from keras_bert_app.model_dir import load_pretrainer
 
@@ -84,7 +84,9 @@ def load_init_model_dir(pretrainer, model_dir):
     report); a shape mismatch or missing encoder weight raises. Returns the report.
     """
     source = load_pretrainer(model_dir)
-    weights = {name: ops.convert_to_numpy(variable)
+    # In Google's layout, as every source reaches `load_into` (which transposes the
+    # NSP output weights back).
+    weights = {name: to_google_layout(name, ops.convert_to_numpy(variable))
                for name, variable in model_variables(source).items()}
     return importer.load_into(pretrainer, weights, os.fspath(model_dir))
 

@@ -103,3 +103,8 @@ def google_name_of_hf_key(key):
 def to_model_layout(google_name, array):
     """A source array in Google's layout → the layout of our variable."""
     return np.transpose(array) if google_name in TRANSPOSED_IN_GOOGLE else array
+
+
+def to_google_layout(google_name, array):
+    """Our variable's array → Google's layout (the inverse of `to_model_layout`)."""
+    return np.transpose(array) if google_name in TRANSPOSED_IN_GOOGLE else array

@@ -2,26 +2,23 @@
 distribution, resumable after a kill, ending in a pre-trained model directory."""
 
 import dataclasses
-import json
-import math
 import os
 
 import keras
 
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
-from keras_bert_app.files import model_dir_files
 from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
-from keras_bert_app.training import callbacks as run_callbacks
 from keras_bert_app.training import pretraining_inputs as inputs
+from keras_bert_app.training import runner
+from keras_bert_app.training.runner import PRECISIONS, one_of
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import STRATEGIES, create_distribution
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
 
 INPUT_FORMATS = ("auto", "tfrecord", "text")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 RUN_CONFIG_FILE = names.PRETRAINING_RUN_FILE
 EVAL_RESULTS_FILE = names.EVAL_RESULTS_FILE
 DEFAULT_SEED = 12345  # Google's create_pretraining_data random_seed
@@ -102,11 +99,11 @@ class PretrainingRunConfig:
     verbose: object = "auto"
 
     def __post_init__(self):
-        _one_of("input_format", self.input_format, INPUT_FORMATS)
-        _one_of("mixed_precision", self.mixed_precision, PRECISIONS)
-        _one_of("distribution_strategy", self.distribution_strategy, STRATEGIES)
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("sentence_prediction", self.sentence_prediction,
+        one_of("input_format", self.input_format, INPUT_FORMATS)
+        one_of("mixed_precision", self.mixed_precision, PRECISIONS)
+        one_of("distribution_strategy", self.distribution_strategy, STRATEGIES)
+        one_of("optimizer", self.optimizer, OPTIMIZERS)
+        one_of("sentence_prediction", self.sentence_prediction,
                 names.SENTENCE_PREDICTION_MODES)
         if self.jit_compile not in ("auto", True, False):
             raise ValueError(f"jit_compile={self.jit_compile!r}; expected 'auto', True "
@@ -149,8 +146,8 @@ class PretrainingRunConfig:
 
     @property
     def effective_log_steps(self):
-        return self.log_steps or math.gcd(self.save_checkpoints_steps, 100 *
-                                          self.steps_per_execution)
+        return self.log_steps or runner.default_log_steps(self.save_checkpoints_steps,
+                                                          self.steps_per_execution)
 
 
 def run_pretraining(config, distribution=None):
@@ -164,7 +161,7 @@ def run_pretraining(config, distribution=None):
     crash or kill, it resumes from the newest checkpoint at the same place in the
     input stream (the consumed batches are skipped) and stops at the same final step.
     """
-    model_config, vocab_file, text_config, source_weights = _model_sources(config)
+    model_config, vocab_file, text_config, source_weights = runner.model_sources(config)
     distribution = distribution or create_distribution(config.distribution_strategy,
                                                        config.tpu)
     manager = CheckpointManager(os.path.join(config.model_dir, "checkpoints"),
@@ -172,13 +169,15 @@ def run_pretraining(config, distribution=None):
     resume_step = manager.latest_step() or 0
     if config.do_train:
         if resume_step:
-            _check_resume_settings(config)
+            runner.check_resume_settings(
+                os.path.join(config.model_dir, RUN_CONFIG_FILE), config, RESUME_SETTINGS)
             print(f"Resuming at step {resume_step}: skipping the {resume_step} batches "
                   "the run consumed (read again, not trained on).")
         dataset, data_settings = training_input(config, distribution, model_config,
                                                 vocab_file, text_config, resume_step)
         if distribution.is_chief:
-            _write_run_config(config, data_settings)
+            runner.write_run_config(os.path.join(config.model_dir, RUN_CONFIG_FILE),
+                                    config, data=data_settings)
     else:  # evaluation alone: of the newest checkpoint, else of the starting weights
         if not resume_step and source_weights is None:
             raise ValueError(f"do_train=false and {config.model_dir} holds no checkpoint, "
@@ -209,30 +208,17 @@ def run_pretraining(config, distribution=None):
         if step == 0 and source_weights is not None:
             source_weights(pretrainer)
 
-    log_steps = config.effective_log_steps
-    if step % log_steps and step < config.num_train_steps:
-        raise ValueError(f"The newest checkpoint is at step {step}, not a multiple of "
-                         f"log_steps={log_steps}: resume with the original settings.")
-    if config.do_train and step < config.num_train_steps:
-        if distribution.is_chief:
-            print(f"Pre-training {distribution.describe()}, steps {step} → "
-                  f"{config.num_train_steps}, global batch {config.train_batch_size}.")
-        callbacks = [
-            run_callbacks.StepLimit(config.num_train_steps, log_steps),
-            run_callbacks.PeriodicCheckpoint(manager, config.save_checkpoints_steps,
-                                             config.num_train_steps, log_steps,
-                                             enabled=distribution.is_chief),
-        ]
-        if distribution.is_chief:
-            callbacks.append(run_callbacks.TensorBoardScalars(
-                os.path.join(config.model_dir, "logs", "train"), config.train_batch_size,
-                log_steps, config.num_train_steps))
-        with inputs.input_errors_named(config.input_file):
-            pretrainer.fit(dataset, epochs=math.ceil(config.num_train_steps / log_steps),
-                           initial_epoch=step // log_steps, steps_per_epoch=log_steps,
-                           callbacks=callbacks, shuffle=False,
-                           verbose=config.verbose if distribution.is_chief else 0)
-        step = config.num_train_steps
+    if config.do_train and step < config.num_train_steps and distribution.is_chief:
+        print(f"Pre-training {distribution.describe()}, steps {step} → "
+              f"{config.num_train_steps}, global batch {config.train_batch_size}.")
+    if config.do_train:
+        step = runner.fit_steps(
+            pretrainer, dataset, manager, start_step=step,
+            num_train_steps=config.num_train_steps, log_steps=config.effective_log_steps,
+            save_checkpoints_steps=config.save_checkpoints_steps,
+            global_batch_size=config.train_batch_size, model_dir=config.model_dir,
+            distribution=distribution, verbose=config.verbose,
+            errors_named=inputs.input_errors_named(config.input_file))
     if config.do_eval:
         _evaluate(config, pretrainer, model_config, vocab_file, text_config,
                   distribution, step)
@@ -261,8 +247,6 @@ def _evaluate(config, pretrainer, model_config, vocab_file, text_config, distrib
     """Google's `--do_eval`: up to `max_eval_steps` batches of held-out data, one
     pass, fixed masks; results at the global step to eval_results.json and
     TensorBoard `logs/eval`."""
-    import tensorflow as tf
-
     pattern = config.eval_input_file or config.input_file
     dataset, _ = inputs.make_dataset(config, pattern, config.eval_batch_size,
                                      model_config, vocab_file, text_config,
@@ -273,81 +257,9 @@ def _evaluate(config, pretrainer, model_config, vocab_file, text_config, distrib
     results = {k: float(v) for k, v in results.items()}
     if not distribution.is_chief:
         return results
-    writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "logs", "eval"))
-    with writer.as_default(step=step):
-        for name, value in results.items():
-            tf.summary.scalar(name, value)
-    writer.close()
+    runner.write_scalars(os.path.join(config.model_dir, "logs", "eval"), step, results)
     write_json(os.path.join(config.model_dir, EVAL_RESULTS_FILE),
                 {**results, "global_step": step, "eval_input_file": pattern})
     print(f"Evaluation at step {step} on {pattern}: " +
           ", ".join(f"{k} {v:.4f}" for k, v in sorted(results.items())))
     return results
-
-
-def _check_resume_settings(config):
-    """A resumed run must read the same stream as the run it continues."""
-    path = os.path.join(config.model_dir, RUN_CONFIG_FILE)
-    if not os.path.isfile(path):
-        return  # checkpoints of an older version: nothing recorded to compare
-    with open(path) as f:
-        recorded = json.load(f)
-    current = json.loads(json.dumps(dataclasses.asdict(config), default=str))
-    changed = {k: (recorded.get(k), current[k]) for k in RESUME_SETTINGS
-               if k in recorded and recorded[k] != current[k]}
-    if changed:
-        raise ValueError(
-            f"{config.model_dir} holds checkpoints of a run with other settings "
-            + ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in changed.items())
-            + ": resume with the original settings or use a new model_dir.")
-
-
-def _model_sources(config):
-    """(BertConfig, vocab file, TextConfig, fn that loads the starting weights)."""
-    from keras_bert_app.checkpoints import (check_init_checkpoint, load_init_checkpoint,
-                                            load_init_model_dir)
-    from keras_bert_app.text.text_config import TextConfig
-
-    if config.init_model_dir is not None:
-        config_file, vocab_file, text_file = model_dir_files(
-            config.init_model_dir, names.BERT_CONFIG_FILE, names.VOCAB_FILE,
-            names.TEXT_CONFIG_FILE)
-        text_config = TextConfig.from_json_file(text_file)
-        text_config.check_vocab(vocab_file)
-        if config.do_lower_case is not None and config.do_lower_case != \
-                text_config.do_lower_case:
-            raise ValueError(f"do_lower_case={config.do_lower_case} contradicts "
-                             f"{text_file} (do_lower_case={text_config.do_lower_case}).")
-        model_config = BertConfig.from_json_file(config_file)
-        if config.bert_config is not None and config.bert_config != model_config:
-            raise ValueError(f"bert_config differs from {config_file}; the model of "
-                             "init_model_dir is continued as it is.")
-        return model_config, vocab_file, text_config, lambda pretrainer: print(
-            load_init_model_dir(pretrainer, config.init_model_dir).format())
-    if config.do_lower_case is None:
-        raise ValueError("do_lower_case must be given with vocab_file.")
-    if not os.path.isfile(config.vocab_file):
-        raise FileNotFoundError(f"vocab_file {config.vocab_file} does not exist.")
-    text_config = TextConfig.for_vocab(config.vocab_file, config.do_lower_case)
-    source = None
-    if config.init_checkpoint is not None:
-        # Vocabulary, casing and architecture against the checkpoint's own files, before
-        # anything is built; the load itself refuses a source lacking encoder weights.
-        for note in check_init_checkpoint(config.init_checkpoint, config.vocab_file,
-                                          config.do_lower_case, config.bert_config):
-            print(f"init_checkpoint: {note}")
-        source = lambda pretrainer: print(load_init_checkpoint(
-            pretrainer, config.init_checkpoint, config.vocab_file,
-            config.do_lower_case).format())
-    return config.bert_config, config.vocab_file, text_config, source
-
-
-def _write_run_config(config, data_settings):
-    values = {k: v for k, v in dataclasses.asdict(config).items() if k != "bert_config"}
-    values["data"] = data_settings
-    write_json(os.path.join(config.model_dir, RUN_CONFIG_FILE), values)
-
-
-def _one_of(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r}; expected one of {list(allowed)}.")

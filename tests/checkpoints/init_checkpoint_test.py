@@ -185,5 +185,18 @@ def test_model_directory_without_nsp_head(tmp_path):
         np.testing.assert_array_equal(expected, actual)
 
 
+def test_model_directory_with_nsp_head_loads_it_in_its_own_layout(tmp_path):
+    # The NSP output kernel is [hidden, 2] here and [2, hidden] in Google's files:
+    # a model directory's own weights must not be transposed on the way in.
+    source = BertPretrainer(BertEncoder(tiny_config()), next_sentence_prediction=True)
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    save_model_dir(str(tmp_path / "model"), source, vocab, TextConfig.for_vocab(vocab, True))
+    pretrainer = new_pretrainer()
+    report = load_init_model_dir(pretrainer, str(tmp_path / "model"))
+    assert report.missing == []
+    for expected, actual in zip(weights_of(source), weights_of(pretrainer)):
+        np.testing.assert_array_equal(expected, actual)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

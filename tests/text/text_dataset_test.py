@@ -1,0 +1,92 @@
+"""Raw-text batches for fine-tuning: length bucketing keeps a bounded set of shapes
+and pads each batch only to its bucket, every example is seen once per epoch, and a
+resumed stream continues exactly where the skipped batches end."""
+
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_bert_app import names
+from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor, padding_lengths
+from keras_bert_app.text.text_dataset import is_text_input, text_dataset, token_lengths
+from tests.helpers import SHAKESPEARE_VOCAB
+
+# Lengths from 1 to ~60 words: every bucket of 16/32/64 is used.
+TEXTS = [" ".join(["to be or not to be"] * (1 + i % 10)) for i in range(60)]
+
+
+def preprocessor(dynamic_padding=True, sequence_length=64):
+    return BertTextPreprocessor(SHAKESPEARE_VOCAB, do_lower_case=True,
+                                sequence_length=sequence_length,
+                                dynamic_padding=dynamic_padding)
+
+
+def test_buckets_give_few_shapes_and_pad_each_batch_only_to_its_bucket():
+    p = preprocessor()
+    labels = np.arange(len(TEXTS))
+    dataset = text_dataset(p, TEXTS, labels, batch_size=4, shuffle=True, seed=3,
+                           repeat=True, drop_remainder=True, bucket_by_length=True)
+    lengths = token_lengths(p, (tf.constant(TEXTS),))
+    bounds = np.asarray(padding_lengths(64))
+    shapes = set()
+    for inputs, ids in dataset.take(60):
+        width = inputs[names.INPUT_WORD_IDS].shape[1]
+        shapes.add(width)
+        buckets = {int(np.searchsorted(bounds, lengths[i])) for i in ids.numpy()}
+        assert len(buckets) == 1  # one length bucket per batch
+        assert width == bounds[buckets.pop()]
+        assert inputs[names.INPUT_WORD_IDS].shape[0] == 4
+        mask = inputs[names.INPUT_MASK].numpy()
+        np.testing.assert_array_equal(mask.sum(axis=1), lengths[ids.numpy()])
+    assert shapes == {16, 32, 64}
+
+
+def test_without_dynamic_padding_every_batch_is_full_length():
+    p = preprocessor(dynamic_padding=False)
+    for inputs in text_dataset(p, TEXTS[:8], batch_size=4):
+        assert inputs[names.INPUT_WORD_IDS].shape == (4, 64)
+
+
+def test_one_epoch_in_order_sees_every_example_once():
+    p = preprocessor()
+    ids = np.concatenate([y.numpy() for _, y in text_dataset(
+        p, TEXTS, np.arange(60), batch_size=7)])
+    assert ids.tolist() == list(range(60))
+    shuffled = np.concatenate([y.numpy() for _, y in text_dataset(
+        p, TEXTS, np.arange(60), batch_size=7, shuffle=True, seed=1)])
+    assert sorted(shuffled.tolist()) == list(range(60))
+    assert shuffled.tolist() != list(range(60))
+
+
+def test_skipped_batches_resume_the_same_stream():
+    p = preprocessor()
+
+    def stream(skip):
+        dataset = text_dataset(p, TEXTS, np.arange(60), batch_size=4, shuffle=True,
+                               seed=5, repeat=True, drop_remainder=True,
+                               bucket_by_length=True, skip_batches=skip)
+        return [y.numpy().tolist() for _, y in dataset.take(20 - skip)]
+
+    assert stream(0)[7:] == stream(7)
+
+
+def test_pairs_and_input_checks():
+    p = preprocessor()
+    (inputs, y), = list(text_dataset(p, (TEXTS[:3], TEXTS[3:6]), [0, 1, 0], batch_size=3))
+    assert inputs[names.INPUT_TYPE_IDS].numpy().max() == 1
+    with pytest.raises(ValueError, match="y has 2 rows but the texts have 3"):
+        text_dataset(p, TEXTS[:3], [0, 1], batch_size=2)
+    with pytest.raises(ValueError, match="bucket_by_length needs repeat"):
+        text_dataset(p, TEXTS, bucket_by_length=True)
+    with pytest.raises(ValueError, match="empty"):
+        text_dataset(p, np.array([], object))
+    assert is_text_input(["a"]) and is_text_input((["a"], ["b"]))
+    assert is_text_input({names.TEXT_A: np.array(["a"])})
+    assert not is_text_input({"input_word_ids": np.zeros([1, 4], "int32")})
+    assert not is_text_input(np.zeros([2, 3]))
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,0 +1,172 @@
+"""pipelines.run_classifier end to end on a tiny model: the fine-tuned directory,
+eval_results.json and predictions.tsv it writes, resume after a lost checkpoint, the
+problem types, and one-line errors that leave nothing behind."""
+
+import json
+import os
+import sys
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from keras_bert_app import names
+from keras_bert_app.model_dir import load_classifier, save_model_dir
+from keras_bert_app.models import BertEncoder, BertPretrainer
+from keras_bert_app.text.text_config import TextConfig
+from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, tiny_config
+
+GOOD = ["the king is good", "a good lord", "good night sweet prince", "so good", "good"]
+BAD = ["the king is dead", "a dead lord", "dead of night, dead prince", "so dead", "dead"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pretrained")
+    keras.utils.set_random_seed(0)
+    save_model_dir(directory, BertPretrainer(BertEncoder(tiny_config(vocab_size=927))),
+                   SHAKESPEARE_VOCAB, TextConfig.for_vocab(SHAKESPEARE_VOCAB, True))
+    return str(directory)
+
+
+def write_tsv(path, header, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\t".join(header) + "\n")
+        for row in rows:
+            f.write("\t".join(row) + "\n")
+    return str(path)
+
+
+def sentiment_files(tmp_path):
+    rows = [(t, "pos") for t in GOOD] + [(t, "neg") for t in BAD]
+    train = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], rows * 4)
+    dev = write_tsv(tmp_path / "dev.tsv", ["sentence", "label"], rows)
+    test = write_tsv(tmp_path / "test.tsv", ["sentence"], [(t,) for t in GOOD + BAD])
+    return train, dev, test
+
+
+def common_flags(pretrained, model_dir):
+    return [f"--init_model_dir={pretrained}", f"--model_dir={model_dir}",
+            "--max_seq_length=16", "--train_batch_size=4", "--learning_rate=5e-3",
+            "--text_a_column=sentence", "--label_column=label"]
+
+
+def test_fine_tunes_evaluates_predicts_and_ends_as_a_model_directory(pretrained, tmp_path):
+    train, dev, test = sentiment_files(tmp_path)
+    model_dir = tmp_path / "run"
+    run_pipeline("run_classifier", *common_flags(pretrained, model_dir),
+                 f"--train_file={train}", f"--eval_file={dev}", f"--predict_file={test}",
+                 "--do_train", "--do_eval", "--do_predict", "--num_train_epochs=8")
+    task = json.loads((model_dir / names.TASK_CONFIG_FILE).read_text())
+    # Label names are the training labels as strings, sorted: id 0 = "neg".
+    assert task == {"task": "classification", "heads": ["classifier"],
+                    "label_names": ["neg", "pos"], "max_seq_length": 16,
+                    "problem_type": "single_label", "text_inputs": ["text_a"]}
+    results = json.loads((model_dir / names.EVAL_RESULTS_FILE).read_text())
+    assert {"accuracy", "f1", "mcc", "loss", "global_step", "best_step"} <= set(results)
+    assert results["global_step"] == 80 and results["metric"] == "accuracy"
+    assert results["accuracy"] == 1.0
+    lines = (model_dir / names.PREDICTIONS_FILE).read_text().splitlines()
+    assert lines[0].split("\t") == ["index", "text_a", "prediction", "prob_neg", "prob_pos"]
+    predicted = [line.split("\t")[2] for line in lines[1:]]
+    assert predicted == ["pos"] * 5 + ["neg"] * 5
+    assert os.path.isfile(model_dir / "checkpoints" / "best" / "best.weights.h5")
+    assert os.listdir(model_dir / "logs" / "eval")
+    # The directory loads as the classifier it describes, with its preprocessor.
+    classifier = load_classifier(model_dir)
+    probabilities = keras.ops.softmax(classifier.predict(GOOD[:2] + BAD[:2], verbose=0))
+    assert keras.ops.convert_to_numpy(probabilities).argmax(-1).tolist() == [1, 1, 0, 0]
+
+    # Evaluation alone reads the fine-tuned model_dir and reproduces the numbers.
+    again = run_pipeline("run_classifier", f"--model_dir={model_dir}",
+                         f"--eval_file={dev}", "--text_a_column=sentence",
+                         "--label_column=label", "--do_eval")
+    assert "accuracy=1.0000" in again.stdout
+
+
+def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_path):
+    train, _, _ = sentiment_files(tmp_path)
+    flags = [*common_flags(pretrained, tmp_path / "run"), f"--train_file={train}",
+             "--do_train", "--num_train_steps=8", "--save_checkpoints_steps=4",
+             "--keep_checkpoint_max=5"]
+    run_pipeline("run_classifier", *flags)
+    finished = read_weights(tmp_path / "run" / names.WEIGHTS_FILE)
+    # A kill after step 4: the last checkpoint and the final files are gone.
+    os.remove(tmp_path / "run" / "checkpoints" / "ckpt-8.weights.h5")
+    os.remove(tmp_path / "run" / names.WEIGHTS_FILE)
+    resumed = run_pipeline("run_classifier", *flags)
+    assert "Resuming at step 4 of 8" in resumed.stdout
+    for name, value in read_weights(tmp_path / "run" / names.WEIGHTS_FILE).items():
+        np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
+    changed = run_pipeline("run_classifier", *flags[:-3], "--num_train_steps=12",
+                           "--save_checkpoints_steps=4", check=False)
+    assert changed.returncode == 2 and "num_train_steps=8 (now 12)" in changed.stderr
+
+
+def read_weights(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: out.setdefault(name, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    return out
+
+
+def test_pairs_regression_and_multi_label_from_csv_and_json_lines(pretrained, tmp_path):
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("a,b,score\n" + "".join(
+        f'"{g}","{b}",{i % 5}.5\n' for i, (g, b) in enumerate(zip(GOOD, BAD))) * 2)
+    run_pipeline("run_classifier", f"--init_model_dir={pretrained}",
+                 f"--model_dir={tmp_path / 'sts'}", f"--train_file={csv_path}",
+                 f"--eval_file={csv_path}", "--text_a_column=a", "--text_b_column=b",
+                 "--label_column=score", "--regression", "--do_train", "--do_eval",
+                 "--num_train_steps=2", "--max_seq_length=24")
+    results = json.loads((tmp_path / "sts" / names.EVAL_RESULTS_FILE).read_text())
+    assert {"pearson", "spearman", "mse"} <= set(results) and results["metric"] == "pearson"
+    task = json.loads((tmp_path / "sts" / names.TASK_CONFIG_FILE).read_text())
+    assert task["problem_type"] == "regression" and task["text_inputs"] == ["text_a", "text_b"]
+
+    jsonl = tmp_path / "tags.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": t, "tags": "royal,good"}) + "\n"
+                             for t in GOOD) + "".join(
+        json.dumps({"text": t, "tags": "bad"}) + "\n" for t in BAD))
+    run_pipeline("run_classifier", f"--init_model_dir={pretrained}",
+                 f"--model_dir={tmp_path / 'tags'}", f"--train_file={jsonl}",
+                 f"--predict_file={jsonl}", "--text_a_column=text", "--label_column=tags",
+                 "--label_separator=,", "--do_train", "--do_predict", "--num_train_steps=2",
+                 "--max_seq_length=16")
+    task = json.loads((tmp_path / "tags" / names.TASK_CONFIG_FILE).read_text())
+    assert task["problem_type"] == "multi_label"
+    assert task["label_names"] == ["bad", "good", "royal"]
+    header = (tmp_path / "tags" / names.PREDICTIONS_FILE).read_text().splitlines()[0]
+    assert header.split("\t")[-3:] == ["prob_bad", "prob_good", "prob_royal"]
+
+
+@pytest.mark.parametrize("problem", ["malformed_row", "unknown_eval_label", "missing_column"])
+def test_bad_input_is_one_line_and_nothing_is_written(pretrained, tmp_path, problem):
+    train, dev, _ = sentiment_files(tmp_path)
+    column = "label"
+    if problem == "malformed_row":
+        with open(train, "a") as f:
+            f.write("a row without its label\n")
+        expected = f"{train}:42"
+    elif problem == "unknown_eval_label":
+        with open(dev, "a") as f:
+            f.write("a new label\tneutral\n")
+        expected = f"{dev}:12: unknown label 'neutral'"
+    else:
+        column = "stars"
+        expected = "stars"
+    model_dir = tmp_path / "run"
+    result = run_pipeline("run_classifier", *common_flags(pretrained, model_dir)[:-1],
+                          f"--label_column={column}", f"--train_file={train}",
+                          f"--eval_file={dev}", "--do_train", "--do_eval", check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and expected in error[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not model_dir.exists()
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
