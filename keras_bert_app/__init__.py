@@ -7,7 +7,8 @@ from keras_bert_app import models
 from keras_bert_app import names
 from keras_bert_app import training
 from keras_bert_app.config import BertConfig
-from keras_bert_app.model_dir import load_classifier, load_encoder, load_pretrainer
+from keras_bert_app.model_dir import (load_classifier, load_encoder, load_pretrainer,
+                                      save_classifier)
 
 __version__ = "0.1.0"
 

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 
+import numpy as np
+
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.files import model_dir_files, read_json_file
@@ -149,14 +151,59 @@ def save_classifier_dir(output_dir, classifier, vocab_file, text_config, task_co
             task_config.problem_type != classifier.problem_type:
         raise ValueError(f"{task_config} does not describe this classifier "
                          f"({classifier.num_classes} outputs, {classifier.problem_type}).")
-    if True:  # float32, no optimizer state, no preprocessor: the weights alone
-        copy = BertClassifier(BertEncoder(classifier.encoder.config),
-                              num_classes=classifier.num_classes,
-                              multi_label=classifier.multi_label,
-                              dropout=classifier.dropout)
-        copy.set_weights(classifier.get_weights())
-        classifier = copy
-    _write_model_dir(output_dir, classifier, vocab_file, text_config, task_config)
+    # A float32 copy without optimizer state or preprocessor: the weights alone.
+    _write_model_dir(output_dir, float32_classifier(classifier), vocab_file, text_config,
+                     task_config)
+
+
+def float32_classifier(classifier):
+    """A float32 `BertClassifier` with `classifier`'s weights and no optimizer
+    state or preprocessor (what model directories and best checkpoints hold)."""
+    copy = BertClassifier(BertEncoder(classifier.encoder.config),
+                          num_classes=classifier.num_classes,
+                          multi_label=classifier.multi_label, dropout=classifier.dropout)
+    copy.set_weights([np.asarray(w) for w in classifier.get_weights()])
+    return copy
+
+
+def save_classifier(output_dir, classifier, label_names=None, pairs=False):
+    """Writes a `BertClassifier` that carries its preprocessor (one from
+    `BertClassifier.from_model_dir`, fine-tuned with `fit` in your own script) as a
+    fine-tuned model directory: what `load_classifier`, `run_classifier --do_eval`
+    and `export_savedmodel --export_type=classifier --init_model_dir` take.
+
+    Args:
+        output_dir: the directory to write.
+        classifier: the classifier; its preprocessor gives vocabulary, casing and
+            sequence length.
+        label_names: the name of each class id (default "0", "1", …); None for
+            regression.
+        pairs: the classifier reads (text_a, text_b) pairs.
+    """
+    from keras_bert_app.text.text_config import TextConfig
+
+    preprocessor = classifier.preprocessor
+    if preprocessor is None or preprocessor.vocabulary is None:
+        raise ValueError("save_classifier needs a classifier with its preprocessor "
+                         "(BertClassifier.from_model_dir gives one).")
+    if classifier.problem_type == names.REGRESSION:
+        if label_names is not None:
+            raise ValueError("A regression classifier has no label names.")
+    elif label_names is None:
+        label_names = [str(i) for i in range(classifier.num_classes)]
+    elif len(label_names) != classifier.num_classes:
+        raise ValueError(f"{len(label_names)} label names for {classifier.num_classes} "
+                         "classes.")
+    os.makedirs(output_dir, exist_ok=True)
+    vocab_file = os.path.join(output_dir, names.VOCAB_FILE)
+    with open(vocab_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(preprocessor.vocabulary) + "\n")
+    text_config = TextConfig.for_vocab(vocab_file, preprocessor.do_lower_case,
+                                       max_chars_per_word=preprocessor.max_chars_per_word)
+    task = TaskConfig.for_classifier(
+        classifier, label_names, preprocessor.sequence_length,
+        names.TEXT_INPUTS if pairs else names.TEXT_INPUTS[:1])
+    save_classifier_dir(output_dir, classifier, vocab_file, text_config, task)
 
 
 def _write_model_dir(output_dir, model, vocab_file, text_config, task_config):

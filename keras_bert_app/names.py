@@ -75,6 +75,10 @@ SINGLE_LABEL = "single_label"
 MULTI_LABEL = "multi_label"
 REGRESSION = "regression"
 PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
+# A multi-label answer is every label whose sigmoid probability is above this, joined
+# by this separator where one string holds them (predictions.tsv, serving's `label`).
+MULTI_LABEL_THRESHOLD = 0.5
+MULTI_LABEL_SEPARATOR = ","
 
 # Preprocessing SavedModel: the input key of its serving signature.
 SERVING_TEXT_INPUT = "text"

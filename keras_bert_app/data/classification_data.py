@@ -22,7 +22,7 @@ FILE_FORMATS = ("auto", "tsv", "csv", "jsonl")
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 # Multi-label decisions: a label is predicted when its sigmoid is strictly above this,
 # as Keras' binary accuracy decides (`y_pred > threshold`).
-MULTI_LABEL_THRESHOLD = 0.5
+MULTI_LABEL_THRESHOLD = names.MULTI_LABEL_THRESHOLD
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,8 @@ from keras_bert_app.export.serving_layout import (WARMUP_PAIRS, WARMUP_TEXTS,
 from keras_bert_app.export.serving_ops import checked_export_dir
 
 # How multi-label answers join the names of the labels they hold.
-MULTI_LABEL_SEPARATOR = ","
-MULTI_LABEL_THRESHOLD = 0.5
+MULTI_LABEL_SEPARATOR = names.MULTI_LABEL_SEPARATOR
+MULTI_LABEL_THRESHOLD = names.MULTI_LABEL_THRESHOLD
 
 
 class _ClassifierExport(tf.Module):
@@ -64,7 +64,8 @@ class _ClassifierExport(tf.Module):
                         "of rows (one pair per example)")
             with tf.control_dependencies([same_rows]):
                 segments = [tf.identity(s) for s in segments]
-        inputs = self._pack(segments)  # int32 [batch, length] each
+        # Padded to the longest row: any shape is free in a SavedModel.
+        inputs = self._pack(segments, pad_to_longest=True)  # int32 [batch, length] each
         logits = tf.cast(self._model(inputs), tf.float32)  # [batch, outputs]
         if self._problem_type == names.REGRESSION:
             return {names.SCORE: logits[:, 0]}  # [batch]

@@ -66,9 +66,10 @@ class BertTask(keras.Model):
                            validation_data=validation_data, shuffle=shuffle,
                            sample_weight=sample_weight, **kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto",
+                 sample_weight=None, **kwargs):
         x, y, sample_weight, batch_size = self._text_data(x, y, sample_weight, batch_size)
-        return super().evaluate(x=x, y=y, batch_size=batch_size,
+        return super().evaluate(x=x, y=y, batch_size=batch_size, verbose=verbose,
                                 sample_weight=sample_weight, **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):

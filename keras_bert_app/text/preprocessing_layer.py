@@ -150,8 +150,12 @@ class BertTextPreprocessor(keras.layers.Layer):
             inputs = self._pack_eagerly(segments)
         return keras.utils.pack_x_y_sample_weight(inputs, y, sample_weight)
 
-    def pack(self, segments):
-        """String tensors `[batch]` (1 or 2 of them) → the encoder inputs, in graph."""
+    def pack(self, segments, pad_to_longest=False):
+        """String tensors `[batch]` (1 or 2 of them) → the encoder inputs, in graph.
+
+        With `dynamic_padding`, `pad_to_longest` pads to the batch's longest row
+        instead of its bucket: for a SavedModel, where a new shape costs nothing (no
+        retracing, no XLA), and every padded position costs compute."""
         tokenizer = self._check_vocabulary()
         pieces = [tokenizer.tokenize_pieces(text) for text in segments]  # [batch, (pieces)]
         length = self.sequence_length
@@ -163,7 +167,8 @@ class BertTextPreprocessor(keras.layers.Layer):
             needed = tf.minimum(needed, self.sequence_length)
             buckets = tf.constant(padding_lengths(self.sequence_length), tf.int64)
             # The first bucket that holds `needed` (the last one always does).
-            length = tf.gather(buckets, tf.argmax(tf.cast(buckets >= needed, tf.int32)))
+            length = needed if pad_to_longest else tf.gather(
+                buckets, tf.argmax(tf.cast(buckets >= needed, tf.int32)))
         ids = tokenizer.special_ids
         return pack_inputs(pieces, length, start_of_sequence_id=ids[names.CLS_TOKEN],
                            end_of_segment_id=ids[names.SEP_TOKEN],
@@ -257,8 +262,12 @@ def segments_of(x):
                             f"(shape {text.shape}).")
         if text.shape.rank == 0:
             text = tf.reshape(text, [1])
+        elif text.shape.rank == 2 and text.shape[1] == 1:
+            text = tf.reshape(text, [-1])  # a [batch, 1] column, e.g. of a DataFrame
         elif text.shape.rank != 1:
-            text = tf.reshape(text, [-1])  # e.g. [batch, 1] columns of a DataFrame
+            raise ValueError(f"Text inputs are string vectors [batch]; got shape "
+                             f"{text.shape}. Give pairs as (text_a, text_b) or a "
+                             f"{{'{names.TEXT_A}': …, '{names.TEXT_B}': …}} dict.")
         segments.append(text)
     if len(segments) == 2 and not tf.inside_function() and \
             segments[0].shape[0] != segments[1].shape[0]:

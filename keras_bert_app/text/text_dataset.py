@@ -8,6 +8,7 @@ fine-tuning runners, on every Keras backend (tf.data feeds JAX and PyTorch too).
 import numpy as np
 import tensorflow as tf
 
+from keras_bert_app import names
 from keras_bert_app.text.preprocessing_layer import padding_lengths, segments_of
 
 
@@ -128,6 +129,18 @@ def text_dataset(preprocessor, x, y=None, sample_weight=None, batch_size=32,
 def preprocess_dataset(preprocessor, dataset):
     """A user's dataset of raw-text batches (`x` or `(x, y[, sample_weight])`),
     preprocessed."""
+    spec = dataset.element_spec
+    if isinstance(spec, tuple) and len(spec) > 1 and \
+            getattr(spec[1], "dtype", None) == tf.string:
+        raise ValueError("The dataset's elements are (strings, strings): read as "
+                         "(x, y), the second texts would be labels. Give pairs as a "
+                         f"dict {{'{names.TEXT_A}': …, '{names.TEXT_B}': …}}, or "
+                         "((text_a, text_b), y).")
+    for leaf in tf.nest.flatten(spec[0] if isinstance(spec, tuple) else spec):
+        if leaf.shape.rank == 0:
+            raise ValueError("The dataset yields single strings: batch it first "
+                             "(dataset.batch(32)).")
+
     def preprocess(*element):
         x = element[0]
         inputs = preprocessor.pack(segments_of(x))

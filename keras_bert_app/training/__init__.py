@@ -1,5 +1,5 @@
-"""Training: optimizers, distribution, checkpoints, callbacks and the pre-training
-run (`run_pretraining` loads the TensorFlow input pipeline on first use)."""
+"""Training: optimizers, distribution, checkpoints, callbacks, the pre-training and
+classifier runs (loaded on first use, with their TensorFlow input pipelines)."""
 
 import importlib
 
@@ -9,10 +9,11 @@ from keras_bert_app.training.distribution import (STRATEGIES, Distribution,
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import WarmupLinearDecay, create_optimizer
 
-_LAZY = ("run_pretraining", "PretrainingRunConfig")
+_LAZY = {"run_pretraining": "pretraining", "PretrainingRunConfig": "pretraining",
+         "run_classifier": "classification", "ClassifierRunConfig": "classification"}
 
 
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module 'keras_bert_app.training' has no attribute {name!r}")
-    return getattr(importlib.import_module("keras_bert_app.training.pretraining"), name)
+    return getattr(importlib.import_module(f"keras_bert_app.training.{_LAZY[name]}"), name)

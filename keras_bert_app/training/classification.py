@@ -19,10 +19,16 @@ from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
 from keras_bert_app.training.runner import PRECISIONS, one_of
 
 DEFAULT_SEED = 12345
+# checkpoints/best/: the best evaluated weights and their record.
+BEST_DIR = "best"
+BEST_RECORD = "best.json"
 # What a resumed run must share with the run it continues.
-RESUME_SETTINGS = ("task_name", "data_dir", "train_file", "seed", "train_batch_size",
-                   "max_seq_length", "num_train_epochs", "num_train_steps",
-                   "dynamic_padding", "label_names", "problem_type")
+RESUME_SETTINGS = ("task_name", "data_dir", "train_file", "eval_file", "seed",
+                   "train_batch_size", "max_seq_length", "num_train_epochs",
+                   "num_train_steps", "dynamic_padding", "label_names", "problem_type",
+                   "text_a_column", "text_b_column", "label_column", "label_separator",
+                   "metric", "save_checkpoints_steps", "log_steps",
+                   "steps_per_execution")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,13 +153,35 @@ def run_classifier(config, distribution=None):
     else:
         classifier, step = _trained_classifier(config, data, distribution), None
     if config.do_eval:
-        results = _final_evaluation(config, data, classifier, manager, step)
+        results = _final_evaluation(config, data, classifier, manager, step,
+                                    distribution.is_chief)
     if config.do_predict:
-        _predict(config, data, classifier)
+        _predict(config, data, classifier, distribution.is_chief)
     return results
 
 
+def _intervals(config, num_examples):
+    """`(save_checkpoints_steps, log_steps)`. By default a checkpoint (and evaluation)
+    about once an epoch, rounded up to whole logging intervals of at most 100 steps
+    (each a Keras "epoch": fewer host round trips than a short one)."""
+    per_execution = config.steps_per_execution
+    if config.save_checkpoints_steps:
+        save_steps = config.save_checkpoints_steps
+        log_steps = config.log_steps or runner.default_log_steps(save_steps, per_execution)
+    else:
+        steps_per_epoch = max(1, math.ceil(num_examples / config.train_batch_size))
+        log_steps = config.log_steps or max(
+            per_execution, min(100, steps_per_epoch) // per_execution * per_execution)
+        save_steps = math.ceil(steps_per_epoch / log_steps) * log_steps
+    if save_steps % log_steps or log_steps % per_execution:
+        raise ValueError(f"save_checkpoints_steps={save_steps} must be a multiple of "
+                         f"log_steps={log_steps}, itself a multiple of "
+                         f"steps_per_execution={per_execution}.")
+    return save_steps, log_steps
+
+
 def _train(config, data, distribution, manager):
+    from keras_bert_app.model_dir import load_encoder
     from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
 
     model_config, vocab_file, text_config, source_weights = runner.model_sources(config)
@@ -161,18 +189,12 @@ def _train(config, data, distribution, manager):
     data.set_text(vocab_file, text_config)
     num_steps = config.num_train_steps or max(1, int(
         len(data.train) * config.num_train_epochs / config.train_batch_size))
-    steps_per_epoch = max(1, math.ceil(len(data.train) / config.train_batch_size))
-    save_steps = config.save_checkpoints_steps or min(steps_per_epoch, num_steps)
-    log_steps = config.log_steps or runner.default_log_steps(save_steps,
-                                                             config.steps_per_execution)
-    if save_steps % log_steps or log_steps % config.steps_per_execution:
-        raise ValueError(f"save_checkpoints_steps={save_steps} must be a multiple of "
-                         f"log_steps={log_steps}, itself a multiple of "
-                         f"steps_per_execution={config.steps_per_execution}.")
+    save_steps, log_steps = _intervals(config, len(data.train))
     run_file = os.path.join(config.model_dir, names.CLASSIFIER_RUN_FILE)
     resume_step = manager.latest_step() or 0
     if resume_step:
-        runner.check_resume_settings(run_file, config, RESUME_SETTINGS)
+        runner.check_resume_settings(run_file, config, RESUME_SETTINGS,
+                                     data=data.settings())
         print(f"Resuming at step {resume_step} of {num_steps}.")
     dataset = data.train_dataset(config.train_batch_size, seed=config.seed,
                                  skip_batches=resume_step)
@@ -192,7 +214,12 @@ def _train(config, data, distribution, manager):
         classifier.optimizer.build(classifier.trainable_variables)
         prepare_for_distribution(classifier, distribution)
         step = manager.restore(classifier)
-        if step == 0 and source_weights is not None:
+        if step == 0 and _is_classifier_dir(config.init_model_dir):
+            # Fine-tuning a fine-tuned model further (RTE from MNLI): its encoder;
+            # the head is new (its labels are another task's).
+            encoder.set_weights(load_encoder(config.init_model_dir).get_weights())
+            print(f"Started from the encoder of the classifier {config.init_model_dir}.")
+        elif step == 0 and source_weights is not None:
             # The import path checks every encoder weight; the pre-training heads it
             # also fills are dropped with this wrapper.
             source_weights(BertPretrainer(encoder))
@@ -213,7 +240,7 @@ def _train(config, data, distribution, manager):
     if config.do_eval and best is not None:
         # The model directory (and the final evaluation) is the best checkpoint's.
         classifier = data.classifier_copy(classifier)
-        classifier.load_weights(best["weights"])
+        classifier.load_weights(_best_weights(manager, best))
     if distribution.is_chief:
         data.save_model_dir(config.model_dir, classifier)
     return classifier, num_steps
@@ -233,36 +260,48 @@ class _BestCheckpoint(keras.callbacks.Callback):
         step = min((epoch + 1) * self.log_steps, self.num_steps)
         if step % self.save_steps and step < self.num_steps:
             return
-        results = _evaluate(self.config, self.data, self.model, step)
+        results = _evaluate(self.config, self.data, self.model, step, self.chief)
         if not self.chief:
             return
         metric = self.data.metric
         best = _best_record(self.manager)
         if best is None or self.data.better(results[metric], best["results"][metric]):
-            directory = os.path.join(self.manager.directory, "best")
+            # New weights under a new name, then the record naming them (atomic),
+            # then the old file: a kill at any point leaves a record and its weights.
+            directory = os.path.join(self.manager.directory, BEST_DIR)
             os.makedirs(directory, exist_ok=True)
-            path = os.path.join(directory, "best.weights.h5")
-            self.data.classifier_copy(self.model).save_weights(path + ".partial.weights.h5")
-            os.replace(path + ".partial.weights.h5", path)
-            write_json(os.path.join(directory, "best.json"),
+            name = f"best-{step}.weights.h5"
+            partial = os.path.join(directory, ".partial-" + name)
+            self.data.classifier_copy(self.model).save_weights(partial)
+            os.replace(partial, os.path.join(directory, name))
+            write_json(os.path.join(directory, BEST_RECORD),
                        {"step": step, "metric": metric, "results": results,
-                        "weights": path})
+                        "weights": name})
+            if best is not None and best["weights"] != name:
+                old = os.path.join(directory, best["weights"])
+                if os.path.isfile(old):
+                    os.remove(old)
             print(f"New best {metric} {results[metric]:.4f} at step {step}.")
 
 
 def _best_record(manager):
     import json
 
-    path = os.path.join(manager.directory, "best", "best.json")
+    path = os.path.join(manager.directory, BEST_DIR, BEST_RECORD)
     if not os.path.isfile(path):
         return None
     with open(path) as f:
         return json.load(f)
 
 
-def _evaluate(config, data, classifier, step):
+def _best_weights(manager, best):
+    return os.path.join(manager.directory, BEST_DIR, best["weights"])
+
+
+def _evaluate(config, data, classifier, step, chief=True):
     """Metrics of every evaluation split; the first split's keys are plain, others
-    are prefixed with the split (`dev_mismatched/accuracy`)."""
+    are prefixed with the split (`dev_mismatched/accuracy`). Every worker computes
+    them (predict is collective); the chief writes them."""
     results = {}
     for index, (split, examples) in enumerate(data.eval_sets):
         outputs, loss = data.predict(classifier, examples, config.eval_batch_size)
@@ -270,32 +309,46 @@ def _evaluate(config, data, classifier, step):
         scores["loss"] = loss
         prefix = "" if index == 0 else f"{split}/"
         results.update({prefix + k: v for k, v in scores.items()})
-        runner.write_scalars(os.path.join(config.model_dir, "logs", "eval"), step,
-                             {prefix + k: v for k, v in scores.items()})
-    print(f"Evaluation at step {step}: " +
-          ", ".join(f"{k} {v:.4f}" for k, v in sorted(results.items())))
+        if chief:
+            runner.write_scalars(os.path.join(config.model_dir, "logs", "eval"), step,
+                                 {prefix + k: v for k, v in scores.items()})
+    if chief:
+        print(f"Evaluation at step {step}: " +
+              ", ".join(f"{k} {v:.4f}" for k, v in sorted(results.items())))
     return results
 
 
-def _final_evaluation(config, data, classifier, manager, step):
+def _final_evaluation(config, data, classifier, manager, step, chief=True):
     best = _best_record(manager) if config.do_train else None
     if best is not None:
         results = dict(best["results"])
         results.update(global_step=step, best_step=best["step"], metric=best["metric"])
     else:
-        results = _evaluate(config, data, classifier, step or 0)
+        results = _evaluate(config, data, classifier, step or 0, chief)
         if step is not None:
             results["global_step"] = step
     results["eval_examples"] = sum(len(e) for _, e in data.eval_sets)
-    write_json(os.path.join(config.model_dir, names.EVAL_RESULTS_FILE), results)
+    if chief:
+        write_json(os.path.join(config.model_dir, names.EVAL_RESULTS_FILE), results)
     return results
 
 
-def _predict(config, data, classifier):
+def _predict(config, data, classifier, chief=True):
     outputs, _ = data.predict(classifier, data.predict_set, config.predict_batch_size)
+    if not chief:
+        return
     path = os.path.join(config.model_dir, names.PREDICTIONS_FILE)
     data.write_predictions(path, outputs)
     print(f"Wrote {len(data.predict_set)} predictions to {path}")
+
+
+def _is_classifier_dir(directory):
+    from keras_bert_app.model_dir import read_task_config
+
+    if not directory:
+        return False
+    task = read_task_config(directory)
+    return task is not None and task.task == names.CLASSIFICATION_TASK
 
 
 def _trained_classifier(config, data, distribution):

@@ -206,14 +206,9 @@ class ClassifierData:
 
     def classifier_copy(self, classifier):
         """A float32 classifier without optimizer state holding `classifier`'s weights."""
-        from keras_bert_app.models import BertClassifier, BertEncoder
+        from keras_bert_app.model_dir import float32_classifier
 
-        copy = BertClassifier(BertEncoder(classifier.encoder.config),
-                              num_classes=classifier.num_classes,
-                              multi_label=classifier.multi_label,
-                              dropout=classifier.dropout)
-        copy.set_weights([np.asarray(w) for w in classifier.get_weights()])
-        return copy
+        return float32_classifier(classifier)
 
     def save_model_dir(self, model_dir, classifier):
         from keras_bert_app.model_dir import save_classifier_dir

@@ -35,8 +35,8 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     number times `log_steps` is the global step and survives a restart. Checkpoints
     every `save_checkpoints_steps` and at the end (chief only), TensorBoard scalars of
     every interval in `model_dir/logs/train` (loss, metrics, learning rate,
-    `examples_per_second`). `callbacks` run after those (e.g. evaluation at each
-    checkpoint). `errors_named` wraps `fit` (a context manager that turns input errors
+    `examples_per_second`). `callbacks` (e.g. evaluation at each checkpoint) run at
+    the end of an interval before its checkpoint is saved. `errors_named` wraps `fit` (a context manager that turns input errors
     into messages naming the file).
     """
     import contextlib
@@ -46,20 +46,23 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
                          f"of log_steps={log_steps}: resume with the original settings.")
     if start_step >= num_train_steps:
         return start_step
-    run = [
-        run_callbacks.StepLimit(num_train_steps, log_steps),
-        run_callbacks.PeriodicCheckpoint(manager, save_checkpoints_steps,
-                                         num_train_steps, log_steps,
-                                         enabled=distribution.is_chief),
-    ]
+    # Order at an interval's end: TensorBoard first (its examples_per_second times the
+    # training steps alone), then the task's callbacks (evaluation, best weights),
+    # then the checkpoint — a kill during an evaluation resumes from the checkpoint
+    # before it and evaluates again, instead of skipping an evaluated step.
+    run = [run_callbacks.StepLimit(num_train_steps, log_steps)]
     if distribution.is_chief:
         run.append(run_callbacks.TensorBoardScalars(
             os.path.join(model_dir, "logs", "train"), global_batch_size, log_steps,
             num_train_steps))
+    run += list(callbacks) + [
+        run_callbacks.PeriodicCheckpoint(manager, save_checkpoints_steps,
+                                         num_train_steps, log_steps,
+                                         enabled=distribution.is_chief)]
     with errors_named or contextlib.nullcontext():
         model.fit(dataset, epochs=math.ceil(num_train_steps / log_steps),
                   initial_epoch=start_step // log_steps, steps_per_epoch=log_steps,
-                  callbacks=run + list(callbacks), shuffle=False,
+                  callbacks=run, shuffle=False,
                   verbose=verbose if distribution.is_chief else 0)
     return num_train_steps
 
@@ -82,9 +85,10 @@ def write_run_config(path, config, **extra):
     write_json(path, values)
 
 
-def check_resume_settings(path, config, keys):
+def check_resume_settings(path, config, keys, data=None):
     """A resumed run must share `keys` (the settings deciding which examples a
-    checkpointed step stands for) with the run that wrote `path`."""
+    checkpointed step stands for) with the run that wrote `path`, and the settings
+    derived from its data (`data`, recorded under "data": e.g. label names)."""
     if not os.path.isfile(path):
         return  # checkpoints of an older version: nothing recorded to compare
     with open(path) as f:
@@ -92,6 +96,11 @@ def check_resume_settings(path, config, keys):
     current = json.loads(json.dumps(dataclasses.asdict(config), default=str))
     changed = {k: (recorded.get(k), current[k]) for k in keys
                if k in recorded and recorded[k] != current[k]}
+    if data is not None:
+        data = json.loads(json.dumps(data, default=str))
+        old = recorded.get("data", {})
+        changed.update({f"data.{k}": (old.get(k), v) for k, v in data.items()
+                        if k in old and old[k] != v})
     if changed:
         raise ValueError(
             f"{os.path.dirname(path)} holds checkpoints of a run with other settings "

@@ -79,6 +79,39 @@ def test_keras_file_keeps_the_preprocessor(model_dir, tmp_path):
                                classifier.predict(POSITIVE, verbose=0), atol=1e-5)
 
 
+def test_a_classifier_fitted_in_a_script_saves_as_a_model_directory(model_dir, tmp_path):
+    import keras_bert_app as kba
+
+    classifier = BertClassifier.from_model_dir(model_dir, num_classes=2, sequence_length=24)
+    classifier.compile(keras.optimizers.Adam(1e-3))
+    classifier.fit((POSITIVE, NEGATIVE), np.array([1, 0, 1, 0]), batch_size=2, verbose=0)
+    kba.save_classifier(str(tmp_path / "fine_tuned"), classifier,
+                        label_names=["different", "same"], pairs=True)
+    task = kba.model_dir.read_task_config(str(tmp_path / "fine_tuned"))
+    assert (task.label_names, task.max_seq_length, task.text_inputs) == (
+        ("different", "same"), 24, names.TEXT_INPUTS)
+    restored = kba.load_classifier(str(tmp_path / "fine_tuned"))
+    np.testing.assert_allclose(restored.predict((POSITIVE, NEGATIVE), verbose=0),
+                               classifier.predict((POSITIVE, NEGATIVE), verbose=0),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="3 label names for 2 classes"):
+        kba.save_classifier(str(tmp_path / "x"), classifier, label_names=["a", "b", "c"])
+
+
+def test_text_inputs_of_another_shape_are_refused(model_dir):
+    classifier = BertClassifier.from_model_dir(model_dir, num_classes=2, sequence_length=16)
+    with pytest.raises(ValueError, match=r"string vectors \[batch\]; got shape"):
+        classifier.predict(np.array([POSITIVE, NEGATIVE], object).T, verbose=0)
+    import tensorflow as tf
+
+    pairs = tf.data.Dataset.from_tensor_slices((POSITIVE, NEGATIVE)).batch(2)
+    with pytest.raises(ValueError, match="second texts would be labels"):
+        classifier.predict(pairs, verbose=0)
+    as_dict = tf.data.Dataset.from_tensor_slices(
+        {names.TEXT_A: POSITIVE, names.TEXT_B: NEGATIVE}).batch(2)
+    assert classifier.predict(as_dict, verbose=0).shape == (4, 2)
+
+
 def test_a_pretrained_directory_needs_num_classes(model_dir):
     with pytest.raises(ValueError, match="num_classes"):
         BertClassifier.from_model_dir(model_dir)

@@ -71,7 +71,9 @@ def test_fine_tunes_evaluates_predicts_and_ends_as_a_model_directory(pretrained,
     assert lines[0].split("\t") == ["index", "text_a", "prediction", "prob_neg", "prob_pos"]
     predicted = [line.split("\t")[2] for line in lines[1:]]
     assert predicted == ["pos"] * 5 + ["neg"] * 5
-    assert os.path.isfile(model_dir / "checkpoints" / "best" / "best.weights.h5")
+    best = json.loads((model_dir / "checkpoints" / "best" / "best.json").read_text())
+    assert best["metric"] == "accuracy" and best["step"] == results["best_step"]
+    assert os.path.isfile(model_dir / "checkpoints" / "best" / best["weights"])
     assert os.listdir(model_dir / "logs" / "eval")
     # The directory loads as the classifier it describes, with its preprocessor.
     classifier = load_classifier(model_dir)
@@ -104,11 +106,50 @@ def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_
     assert changed.returncode == 2 and "num_train_steps=8 (now 12)" in changed.stderr
 
 
+def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
+        pretrained, tmp_path, monkeypatch):
+    from keras_bert_app.training import classification
+    from keras_bert_app.training.classification import ClassifierRunConfig, run_classifier
+
+    train, dev, _ = sentiment_files(tmp_path)
+    scripted = iter([0.5, 0.9, 0.7])  # the evaluations at steps 2, 4 and 6
+    evaluated = []
+
+    def fake_evaluate(config, data, classifier, step, chief=True):
+        evaluated.append(step)
+        return {"accuracy": next(scripted), "loss": 1.0 / step}
+
+    monkeypatch.setattr(classification, "_evaluate", fake_evaluate)
+    model_dir = tmp_path / "run"
+    results = run_classifier(ClassifierRunConfig(
+        model_dir=str(model_dir), init_model_dir=pretrained, train_file=train,
+        eval_file=dev, text_a_column="sentence", label_column="label", do_train=True,
+        do_eval=True, num_train_steps=6, save_checkpoints_steps=2, train_batch_size=4,
+        max_seq_length=16, keep_checkpoint_max=5, verbose=0))
+    assert evaluated == [2, 4, 6]
+    assert (results["accuracy"], results["best_step"], results["global_step"]) == (0.9, 4, 6)
+    best = os.listdir(model_dir / "checkpoints" / "best")
+    assert sorted(best) == ["best-4.weights.h5", "best.json"]  # step 2's file removed
+    final = read_weights(model_dir / names.WEIGHTS_FILE)
+    for name, value in read_weights(model_dir / "checkpoints" / "best" /
+                                    "best-4.weights.h5").items():
+        np.testing.assert_array_equal(final[name], value, err_msg=name)
+    last = read_weights(model_dir / "checkpoints" / "ckpt-6.weights.h5")
+    shared = [n for n in final if n in last]
+    assert len(shared) == len(final)  # the same layout: what differs is the step
+    assert any(not np.array_equal(final[n], last[n]) for n in shared)
+
+
 def read_weights(path):
     out = {}
+
+    def keep(name, item):  # returns None: a value would stop visititems
+        if isinstance(item, h5py.Dataset):
+            out[name] = item[()]
+
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: out.setdefault(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
+        f.visititems(keep)
+    assert len(out) > 10, path
     return out
 
 
