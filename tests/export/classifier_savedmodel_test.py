@@ -296,10 +296,19 @@ def test_repeated_exports_add_versions_and_the_pipeline_says_how_to_serve(export
 
 
 def saved_model_cli():
-    path = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    if not os.path.isfile(path):
-        pytest.skip(f"no saved_model_cli beside {sys.executable}")
-    return path
+    """The `saved_model_cli` script of the environment TensorFlow is installed in:
+    beside the interpreter, or (under Bazel, whose interpreter is not the
+    virtualenv's) in the `bin/` of the virtualenv that holds `tensorflow`."""
+    import shutil
+
+    site_packages = os.path.dirname(os.path.dirname(os.path.abspath(tf.__file__)))
+    candidates = [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
+                  os.path.join(site_packages, "..", "..", "..", "bin", "saved_model_cli"),
+                  shutil.which("saved_model_cli") or ""]
+    for path in candidates:
+        if os.path.isfile(path):
+            return os.path.normpath(path)
+    pytest.skip(f"no saved_model_cli in {candidates}")
 
 
 def test_saved_model_cli_show_lists_the_string_inputs(exported):

@@ -129,7 +129,8 @@ def test_the_readme_example_runs_as_printed(tmp_path):
     code = block.group(1)
     assert len(code.strip().splitlines()) <= 12
     converted = tmp_path / "minilm"
-    env = dict(os.environ, PYTHONPATH=REPO)
+    # Under Bazel, PYTHONPATH is also how the interpreter finds the virtualenv.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
     subprocess.run([sys.executable, "-m", "pipelines.convert_checkpoint",
                     "--source_format=hf", f"--input_path={minilm}",
                     f"--output_dir={converted}"], cwd=REPO, env=env, check=True,
