@@ -173,28 +173,20 @@ def test_no_checkpoint_at_the_path(tmp_path):
         check_init_checkpoint(str(tmp_path))
 
 
-def test_model_directory_without_nsp_head(tmp_path):
-    source = BertPretrainer(BertEncoder(tiny_config()), next_sentence_prediction=False)
+@pytest.mark.parametrize("nsp", [False, True])
+def test_model_directory_loads_in_its_own_layout(tmp_path, nsp):
+    # Without the NSP head, the head is reported missing and keeps its initial values.
+    # With it: its output kernel is [hidden, 2] here and [2, hidden] in Google's files,
+    # and a model directory's own weights must not be transposed on the way in.
+    source = BertPretrainer(BertEncoder(tiny_config()), next_sentence_prediction=nsp)
     vocab = write_vocab(tmp_path / "vocab.txt")
     save_model_dir(str(tmp_path / "model"), source, vocab, TextConfig.for_vocab(vocab, True))
     pretrainer = new_pretrainer()
     report = load_init_model_dir(pretrainer, str(tmp_path / "model"))
-    assert report.missing == ["cls/seq_relationship/output_weights",
-                              "cls/seq_relationship/output_bias"]
-    for expected, actual in zip(weights_of(source.encoder), weights_of(pretrainer.encoder)):
-        np.testing.assert_array_equal(expected, actual)
-
-
-def test_model_directory_with_nsp_head_loads_it_in_its_own_layout(tmp_path):
-    # The NSP output kernel is [hidden, 2] here and [2, hidden] in Google's files:
-    # a model directory's own weights must not be transposed on the way in.
-    source = BertPretrainer(BertEncoder(tiny_config()), next_sentence_prediction=True)
-    vocab = write_vocab(tmp_path / "vocab.txt")
-    save_model_dir(str(tmp_path / "model"), source, vocab, TextConfig.for_vocab(vocab, True))
-    pretrainer = new_pretrainer()
-    report = load_init_model_dir(pretrainer, str(tmp_path / "model"))
-    assert report.missing == []
-    for expected, actual in zip(weights_of(source), weights_of(pretrainer)):
+    assert report.missing == ([] if nsp else ["cls/seq_relationship/output_weights",
+                                              "cls/seq_relationship/output_bias"])
+    compared = (source, pretrainer) if nsp else (source.encoder, pretrainer.encoder)
+    for expected, actual in zip(*map(weights_of, compared)):
         np.testing.assert_array_equal(expected, actual)
 
 
