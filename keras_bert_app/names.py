@@ -95,3 +95,6 @@ SCORE = "score"
 # Fine-tuning writes these into its model_dir beside eval_results.json.
 CLASSIFIER_RUN_FILE = "classifier_run.json"
 PREDICTIONS_FILE = "predictions.tsv"
+# TensorBoard tensor summary in logs/eval: a single-label classifier's int64 [k, k]
+# confusion matrix (rows: true label id, columns: predicted) at each evaluation.
+CONFUSION_MATRIX_TAG = "confusion_matrix"

@@ -193,8 +193,9 @@ def _train(config, data, distribution, manager):
     run_file = os.path.join(config.model_dir, names.CLASSIFIER_RUN_FILE)
     resume_step = manager.latest_step() or 0
     if resume_step:
-        runner.check_resume_settings(run_file, config, RESUME_SETTINGS,
-                                     data=data.settings())
+        # Compared as recorded: with the step count that the epochs came to.
+        runner.check_resume_settings(run_file, dataclasses.replace(
+            config, num_train_steps=num_steps), RESUME_SETTINGS, data=data.settings())
         print(f"Resuming at step {resume_step} of {num_steps}.")
     dataset = data.train_dataset(config.train_batch_size, seed=config.seed,
                                  skip_batches=resume_step)
@@ -301,8 +302,14 @@ def _best_weights(manager, best):
 def _evaluate(config, data, classifier, step, chief=True):
     """Metrics of every evaluation split; the first split's keys are plain, others
     are prefixed with the split (`dev_mismatched/accuracy`). Every worker computes
-    them (predict is collective); the chief writes them."""
+    them (predict is collective); the chief writes them, and for single-label
+    problems the split's confusion matrix (int64 [k, k], rows true, columns
+    predicted) as a tensor summary under the same prefix."""
+    from keras_bert_app.data.classification_data import label_ids
+    from keras_bert_app.training import classification_metrics as cm
+
     results = {}
+    log_dir = os.path.join(config.model_dir, "logs", "eval")
     for index, (split, examples) in enumerate(data.eval_sets):
         outputs, loss = data.predict(classifier, examples, config.eval_batch_size)
         scores = data.metrics(examples, outputs)
@@ -310,8 +317,12 @@ def _evaluate(config, data, classifier, step, chief=True):
         prefix = "" if index == 0 else f"{split}/"
         results.update({prefix + k: v for k, v in scores.items()})
         if chief:
-            runner.write_scalars(os.path.join(config.model_dir, "logs", "eval"), step,
-                                 {prefix + k: v for k, v in scores.items()})
+            runner.write_scalars(log_dir, step, {prefix + k: v for k, v in scores.items()})
+            if data.problem_type == names.SINGLE_LABEL:
+                confusion = cm.confusion_matrix(label_ids(examples, data.label_names),
+                                                outputs)
+                runner.write_tensors(log_dir, step,
+                                     {prefix + names.CONFUSION_MATRIX_TAG: confusion})
     if chief:
         print(f"Evaluation at step {step}: " +
               ", ".join(f"{k} {v:.4f}" for k, v in sorted(results.items())))

@@ -43,13 +43,28 @@ def _mcc(confusion):
     return float(np.clip(covariance / np.sqrt(variance_true * variance_predicted), -1, 1))
 
 
-def _single_label(labels, outputs, label_names):
+def confusion_matrix(labels, outputs):
+    """Counts of (true label, predicted label) over a single-label evaluation set.
+
+    Args:
+        labels: class ids [n] (ints, or floats holding whole numbers).
+        outputs: probabilities (or logits) [n, k], k >= 2; the prediction is the argmax.
+
+    Returns:
+        int64 [k, k]: rows are true labels, columns predicted labels, in id order
+        (`[i, j]` counts examples of class i predicted as j); the total is n.
+    """
+    labels = np.asarray(labels, np.float64)
+    outputs = np.asarray(outputs, np.float64)
+    if labels.size == 0 or outputs.size == 0:
+        raise ValueError("no examples to compute a confusion matrix on")
+    for what, values in (("labels", labels), ("outputs", outputs)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"the {what} contain NaN or infinity; metrics are undefined")
     if outputs.ndim != 2 or outputs.shape[1] < 2:
         raise ValueError(f"single_label outputs must be probabilities [n, classes >= 2]; "
                          f"got shape {outputs.shape}")
     k = outputs.shape[1]
-    if label_names is not None and len(label_names) != k:
-        raise ValueError(f"{k} output classes but {len(label_names)} label names")
     if labels.shape != outputs.shape[:1] or not np.all(labels == np.round(labels)):
         raise ValueError(f"single_label labels must be class ids [{outputs.shape[0]}]; got "
                          f"shape {labels.shape}")
@@ -57,9 +72,18 @@ def _single_label(labels, outputs, label_names):
     if labels.min() < 0 or labels.max() >= k:
         raise ValueError(f"label ids must be in [0, {k}); got "
                          f"{labels.min()}..{labels.max()}")
-    predictions = np.argmax(outputs, axis=1)
     confusion = np.zeros([k, k], np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
+    np.add.at(confusion, (labels, np.argmax(outputs, axis=1)), 1)
+    return confusion
+
+
+def _single_label(labels, outputs, label_names):
+    if label_names is not None and outputs.ndim == 2 and len(label_names) != \
+            outputs.shape[1]:
+        raise ValueError(f"{outputs.shape[1]} output classes but {len(label_names)} "
+                         "label names")
+    confusion = confusion_matrix(labels, outputs)
+    k = len(confusion)
     tp = np.diag(confusion)
     per_class = _f1(tp, confusion.sum(axis=0) - tp, confusion.sum(axis=1) - tp)
     if k == 2:
@@ -70,7 +94,7 @@ def _single_label(labels, outputs, label_names):
         # absent from both is left out rather than counted as 0.
         occurring = (confusion.sum(axis=0) + confusion.sum(axis=1)) > 0
         f1 = per_class[occurring].mean()
-    return {"accuracy": np.mean(predictions == labels), "f1": f1, "mcc": _mcc(confusion)}
+    return {"accuracy": tp.sum() / confusion.sum(), "f1": f1, "mcc": _mcc(confusion)}
 
 
 def _multi_label(labels, outputs, label_names):

@@ -99,3 +99,21 @@ def _reducible_logs(logs):
 
     return {k: tf.reshape(v, [1]) if getattr(v, "shape", None) is not None and
             v.shape.rank == 0 else v for k, v in logs.items()}
+
+
+# The start of the UserWarning Keras 3.15's epoch iterator gives whenever a dataset of
+# unknown length ends, in `evaluate` as in `fit`.
+END_OF_DATA_WARNING = "Your input ran out of data"
+
+
+def evaluate_to_the_end(model, dataset, **kwargs):
+    """`model.evaluate(dataset, **kwargs)` on a finite dataset of unknown length
+    (TFRecords, `take(max_eval_steps)`), without Keras' "ran out of data;
+    interrupting training … use .repeat()" warning: reading up to the end is what an
+    evaluation means, and the advice would be wrong. Other warnings pass through."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=END_OF_DATA_WARNING,
+                                category=UserWarning)
+        return model.evaluate(dataset, **kwargs)

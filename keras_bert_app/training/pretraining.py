@@ -15,7 +15,8 @@ from keras_bert_app.training import runner
 from keras_bert_app.training.runner import PRECISIONS, one_of
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import STRATEGIES, create_distribution
-from keras_bert_app.training.keras_workarounds import prepare_for_distribution
+from keras_bert_app.training.keras_workarounds import (evaluate_to_the_end,
+                                                       prepare_for_distribution)
 from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
 
 INPUT_FORMATS = ("auto", "tfrecord", "text")
@@ -253,7 +254,7 @@ def _evaluate(config, pretrainer, model_config, vocab_file, text_config, distrib
                                      is_training=False)
     dataset = inputs.shard_for_workers(dataset.take(config.max_eval_steps), distribution)
     with inputs.input_errors_named(pattern):
-        results = pretrainer.evaluate(dataset, return_dict=True, verbose=0)
+        results = evaluate_to_the_end(pretrainer, dataset, return_dict=True, verbose=0)
     results = {k: float(v) for k, v in results.items()}
     if not distribution.is_chief:
         return results

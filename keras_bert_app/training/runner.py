@@ -78,6 +78,19 @@ def write_scalars(log_dir, step, scalars):
     writer.close()
 
 
+def write_tensors(log_dir, step, tensors):
+    """TensorBoard tensor summaries at `step` in `log_dir`: `{tag: array}` written as
+    they are (dtype and shape kept, e.g. an int64 [k, k] confusion matrix), for readers
+    such as `keras_bert_app.plots.read_tensor`; TensorBoard lists them without a plot."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default(step=step):
+        for name, value in tensors.items():
+            tf.summary.write(name, tf.convert_to_tensor(value))
+    writer.close()
+
+
 def write_run_config(path, config, **extra):
     """Every setting of a run, as JSON, at its start (a resumed run checks them)."""
     values = {k: v for k, v in dataclasses.asdict(config).items() if k != "bert_config"}

@@ -11,7 +11,8 @@ import scipy.stats
 from keras_bert_app.data.classification_data import GLUE_TASKS
 from keras_bert_app.training.classification_metrics import (GREATER_IS_BETTER,
                                                             METRIC_NAMES,
-                                                            classification_metrics)
+                                                            classification_metrics,
+                                                            confusion_matrix)
 
 
 def one_hot_probabilities(predictions, k):
@@ -104,6 +105,52 @@ def test_multiclass_f1_is_macro_not_micro():
                                      one_hot_probabilities([0] * 6, 3))
     assert metrics["f1"] == pytest.approx(0.8 / 3)
     assert metrics["mcc"] == 0.0  # every prediction one class: undefined, 0.0
+
+
+# Confusion matrix, worked by hand (rows: true label, columns: predicted label):
+#   labels      0 0 0 1 1 2
+#   predictions 0 1 1 1 2 0
+#   true 0: predicted 0 once, 1 twice; true 1: 1 once, 2 once; true 2: 0 once.
+# Not symmetric: a transposed matrix (rows predicted) would read [[1,0,1],[2,1,0],[0,1,0]].
+def test_confusion_matrix_rows_are_true_labels_and_columns_predictions():
+    matrix = confusion_matrix([0, 0, 0, 1, 1, 2],
+                              one_hot_probabilities([0, 1, 1, 1, 2, 0], 3))
+    np.testing.assert_array_equal(matrix, [[1, 2, 0], [0, 1, 1], [1, 0, 0]])
+    assert matrix.dtype == np.int64 and matrix.sum() == 6
+
+
+def test_confusion_matrix_has_a_row_and_column_for_every_output_class():
+    # Four output classes, class 3 neither true nor predicted: a zero row and column.
+    matrix = confusion_matrix([0, 1, 2], one_hot_probabilities([0, 2, 2], 4))
+    assert matrix.shape == (4, 4)
+    assert matrix[3].sum() == 0 and matrix[:, 3].sum() == 0
+    assert (matrix[0, 0], matrix[1, 2], matrix[2, 2]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("seed,k", [(0, 2), (1, 5)])
+def test_confusion_matrix_agrees_with_the_single_label_metrics(seed, k):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, 200)
+    predictions = np.where(rng.random(200) < 0.7, labels, rng.integers(0, k, 200))
+    matrix = confusion_matrix(labels, one_hot_probabilities(predictions, k))
+    for true in range(k):
+        for predicted in range(k):
+            assert matrix[true, predicted] == np.sum((labels == true) &
+                                                     (predictions == predicted))
+    metrics = classification_metrics("single_label", labels,
+                                     one_hot_probabilities(predictions, k))
+    assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / 200)
+
+
+@pytest.mark.parametrize("labels,outputs,message", [
+    ([0, 3], [[.5, .5], [.5, .5]], r"\[0, 2\)"),
+    ([0, 1, 1], [[.5, .5], [.5, .5]], r"class ids \[2\]"),
+    ([0, 1], [.5, .5], r"\[n, classes >= 2\]"),
+    ([], np.zeros([0, 2]), "no examples"),
+])
+def test_confusion_matrix_refuses_bad_input(labels, outputs, message):
+    with pytest.raises(ValueError, match=message):
+        confusion_matrix(labels, outputs)
 
 
 # Multi-label, worked by hand (a label is predicted when its sigmoid is above 0.5):

@@ -17,6 +17,8 @@ import pytest
 from keras_bert_app import names
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.training import Distribution, prepare_for_distribution
+from keras_bert_app.training.keras_workarounds import (END_OF_DATA_WARNING,
+                                                       evaluate_to_the_end)
 from tests.helpers import TINY_VOCAB, encoder_batch, tiny_config
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -216,6 +218,36 @@ def multi_worker_main(output_path):
     }
     with open(output_path, "w") as f:
         json.dump(results, f)
+
+
+def _finite_dataset_of_unknown_length():
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((np.ones([6, 2], "float32"),
+                                               np.ones([6, 1], "float32")))
+    return data.filter(lambda x, y: True).batch(2).take(10)  # 3 batches, length unknown
+
+
+def test_keras_still_warns_when_a_finite_evaluation_dataset_ends():
+    """Pin: if Keras stops warning, `evaluate_to_the_end` is no longer needed."""
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    with pytest.warns(UserWarning, match=END_OF_DATA_WARNING):
+        model.evaluate(_finite_dataset_of_unknown_length(), verbose=0)
+
+
+def test_evaluate_to_the_end_reads_every_batch_without_the_warning():
+    import warnings
+
+    model = keras.Sequential([keras.layers.Dense(1, kernel_initializer="zeros")])
+    model.compile(loss="mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("another warning", UserWarning)
+        results = evaluate_to_the_end(model, _finite_dataset_of_unknown_length(),
+                                      return_dict=True, verbose=0)
+    assert [str(w.message) for w in caught] == ["another warning"]
+    assert results["loss"] == pytest.approx(1.0)  # zero outputs, targets 1: every batch
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 from keras_bert_app import names
 from keras_bert_app.model_dir import load_classifier, save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
+from keras_bert_app.plots import read_tensor
 from keras_bert_app.text.text_config import TextConfig
 from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, tiny_config
 
@@ -75,6 +76,12 @@ def test_fine_tunes_evaluates_predicts_and_ends_as_a_model_directory(pretrained,
     assert best["metric"] == "accuracy" and best["step"] == results["best_step"]
     assert os.path.isfile(model_dir / "checkpoints" / "best" / best["weights"])
     assert os.listdir(model_dir / "logs" / "eval")
+    # The evaluation of the best step logged its confusion matrix: one count per dev
+    # example (rows true, columns predicted, ids of task_config's label_names).
+    _, confusion = read_tensor(model_dir / "logs" / "eval", "confusion_matrix",
+                                  step=results["best_step"])
+    assert confusion.shape == (2, 2) and confusion.sum() == results["eval_examples"]
+    assert np.trace(confusion) == round(results["accuracy"] * confusion.sum())
     # The directory loads as the classifier it describes, with its preprocessor.
     classifier = load_classifier(model_dir)
     probabilities = keras.ops.softmax(classifier.predict(GOOD[:2] + BAD[:2], verbose=0))
