@@ -98,3 +98,7 @@ PREDICTIONS_FILE = "predictions.tsv"
 # TensorBoard tensor summary in logs/eval: a single-label classifier's int64 [k, k]
 # confusion matrix (rows: true label id, columns: predicted) at each evaluation.
 CONFUSION_MATRIX_TAG = "confusion_matrix"
+# TensorBoard event folders of a training run's model_dir (written by the runners,
+# read by keras_bert_app.plots).
+TRAIN_LOGS_DIR = "logs/train"
+EVAL_LOGS_DIR = "logs/eval"

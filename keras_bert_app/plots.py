@@ -20,8 +20,6 @@ import numpy as np
 from keras_bert_app import names
 from keras_bert_app.files import read_json_file
 
-TRAIN_LOGS = os.path.join("logs", "train")
-EVAL_LOGS = os.path.join("logs", "eval")
 CURVES_FILE = "training_curves.png"
 # One panel per metric, in this order, where the logs hold it (pre-training,
 # single-label, multi-label and regression runs each log a subset).
@@ -204,12 +202,12 @@ def plot_training_curves(model_dir, png_path):
         FileNotFoundError: neither log folder holds event files.
     """
     logs = {}
-    for name, folder in (("train", TRAIN_LOGS), ("eval", EVAL_LOGS)):
+    for name, folder in (("train", names.TRAIN_LOGS_DIR), ("eval", names.EVAL_LOGS_DIR)):
         log_dir = os.path.join(model_dir, folder)
         logs[name] = read_scalars(log_dir) if _event_files(log_dir, False) else {}
     if not logs["train"] and not logs["eval"]:
         raise FileNotFoundError(f"{model_dir} has no TensorBoard event files in "
-                                f"{TRAIN_LOGS} or {EVAL_LOGS}.")
+                                f"{names.TRAIN_LOGS_DIR} or {names.EVAL_LOGS_DIR}.")
     shown = {(True, True): "training and evaluation", (True, False): "training",
              (False, True): "evaluation"}[(bool(logs["train"]), bool(logs["eval"]))]
     title = f"{os.path.basename(os.path.abspath(model_dir))}: {shown}"
@@ -237,7 +235,7 @@ def read_confusion_matrix(model_dir, tag=names.CONFUSION_MATRIX_TAG):
     """
     from keras_bert_app.model_dir import read_task_config
 
-    log_dir = os.path.join(model_dir, EVAL_LOGS)
+    log_dir = os.path.join(model_dir, names.EVAL_LOGS_DIR)
     step, source = None, "the evaluation logged last"
     results_file = os.path.join(model_dir, names.EVAL_RESULTS_FILE)
     if os.path.isfile(results_file):
@@ -339,7 +337,7 @@ def plot_model_dir(model_dir, output_dir=None):
         raise FileNotFoundError(f"model_dir {model_dir} is not a directory.")
     output_dir = output_dir or os.path.join(model_dir, "plots")
     written = [plot_training_curves(model_dir, os.path.join(output_dir, CURVES_FILE))]
-    eval_dir = os.path.join(model_dir, EVAL_LOGS)
+    eval_dir = os.path.join(model_dir, names.EVAL_LOGS_DIR)
     if _event_files(eval_dir, required=False):
         tags = sorted({tag for tag, _ in _read_values(eval_dir)
                        if _split_of(tag, names.CONFUSION_MATRIX_TAG) is not None},

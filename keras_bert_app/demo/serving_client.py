@@ -3,19 +3,18 @@ process would: it imports only `tensorflow` and `tensorflow_text`.
 
     python keras_bert_app/demo/serving_client.py SAVED_MODEL_DIR "a sentence" ...
 
-Run by path (not `-m`), so that nothing of keras_bert_app is imported; the package,
-keras and keras_hub are made unimportable first (`tensorflow_text` imports keras'
-TensorFlow flavour for its layers, which is not what a SavedModel may need). Prints
-one JSON object on its last line: `{"label": [...], "probabilities": [[...]],
-"loaded_modules": [...]}` (the last: which of our or keras-hub's modules got loaded;
-always empty).
+Run by path (not `-m`), so that nothing of keras_bert_app is imported; our package
+and keras-hub are made unimportable first, so a SavedModel that needed them fails to
+load here as it would in TF Serving. (Keras itself cannot be blocked: the
+`tensorflow_text` package imports it for its layers; the SavedModel does not use
+it.) Prints one JSON object on its last line: `{"label": [...], "probabilities":
+[[...]]}`.
 """
 
 import json
 import sys
 
-# A SavedModel that needed our code or Keras 3 to load would fail here, as in
-# TF Serving.
+# A SavedModel that needed our code or keras-hub to load would fail here.
 for _blocked in ("keras_bert_app", "keras_hub", "keras_nlp"):
     sys.modules[_blocked] = None
 
@@ -30,8 +29,6 @@ def classify(saved_model_dir, sentences):
     return {
         "label": [v.decode("utf-8") for v in outputs["label"].numpy().tolist()],
         "probabilities": outputs["probabilities"].numpy().round(4).tolist(),
-        "loaded_modules": sorted(m for m in ("keras_bert_app", "keras_hub")
-                                 if sys.modules.get(m) is not None),
     }
 
 

@@ -83,6 +83,11 @@ class DemoConfig:
     minilm_dir: str = None
     verbose: object = 1
 
+    def __post_init__(self):
+        # Absolute: the state file and the summary do not depend on the working
+        # directory the demo is started from.
+        object.__setattr__(self, "output_dir", os.path.abspath(self.output_dir))
+
     @property
     def sizes(self):
         return QUICK if self.quick else FULL

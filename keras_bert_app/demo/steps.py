@@ -1,8 +1,10 @@
 """The demo's steps, each a call into the library that the matching pipeline makes.
 
 Every step takes the `DemoConfig` and returns a small dict of what it made (for the
-summary and the state file); `OUTPUTS` names the files whose presence a finished
-step leaves behind, so a rerun redoes a step whose results were deleted.
+summary and the state file), with paths relative to the output folder (which may be
+moved). `FOLDERS` names each step's own folder (removed when the step starts over);
+`outputs` the files a finished step leaves, so a rerun redoes a step whose results
+were deleted.
 """
 
 import json
@@ -51,7 +53,7 @@ def learn_vocabulary(config):
     write_vocab(tokens, vocab_file)
     TextConfig.for_vocab(vocab_file, True).to_json_file(
         config.path("vocab", names.TEXT_CONFIG_FILE))
-    return {"vocab_file": vocab_file, "tokens": len(tokens), **split}
+    return {"tokens": len(tokens), **split}
 
 
 def create_data(config):
@@ -94,7 +96,7 @@ def pretrain(config):
                                                   "*.tfrecord"),
         eval_batch_size=32, max_eval_steps=10, verbose=config.verbose))
     results = _read_json(os.path.join(model_dir, names.EVAL_RESULTS_FILE))
-    return {"model_dir": model_dir, "steps": sizes.pretrain_steps,
+    return {"steps": sizes.pretrain_steps,
             **{k: results[k] for k in ("masked_lm_accuracy", "masked_lm_loss",
                                        "next_sentence_accuracy") if k in results}}
 
@@ -104,13 +106,18 @@ def import_minilm(config):
 
     source = config.minilm_source()
     report = convert_checkpoint("hf", source, config.path(MINILM))
-    return {"source": source, "model_dir": config.path(MINILM),
-            "loaded_weights": len(report.loaded), "missing_heads": len(report.missing_heads)}
+    return {"source": source, "loaded_weights": len(report.loaded),
+            "missing_heads": len(report.missing_heads)}
 
 
 def split_sst2(config):
     """The first `finetune_rows` rows to train on and the last `eval_rows` held out,
-    with SST-2's label ids written as their names (0 → negative, 1 → positive)."""
+    with SST-2's label ids written as their names (0 → negative, 1 → positive).
+
+    SST-2's training rows are phrases cut from the treebank's sentences, so the same
+    phrase, or a phrase inside a longer one, occurs in several rows: a held-out row
+    that is a training row or a part of one (whole words) is left out of the
+    evaluation, which would otherwise score memory, not generalisation."""
     sizes = config.sizes
     path = config.data_file(settings.SST2_FILE)
     with open(path, encoding="utf-8") as f:
@@ -126,15 +133,18 @@ def split_sst2(config):
         if label not in ("0", "1") or not text.strip():
             raise ValueError(f"{path}, line {number}: expected 'text<TAB>0|1', got {row!r}")
         named.append(f"{text.strip()}\t{settings.SST2_LABEL_NAMES[int(label)]}")
+    train, held_out = named[:sizes.finetune_rows], named[len(named) - sizes.eval_rows:]
+    seen = "\n".join(f" {row.rpartition(chr(9))[0]} " for row in train)
+    dev = [row for row in held_out if f" {row.rpartition(chr(9))[0]} " not in seen]
     folder = config.path("sst2")
     os.makedirs(folder, exist_ok=True)
-    splits = {"train.tsv": named[:sizes.finetune_rows],
-              "dev.tsv": named[len(named) - sizes.eval_rows:]}
+    splits = {"train.tsv": train, "dev.tsv": dev}
     for name, part in splits.items():
         with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
             f.write("\t".join([settings.SST2_TEXT_COLUMN, settings.SST2_LABEL_COLUMN]) +
                     "\n" + "".join(r + "\n" for r in part))
-    return {"train_rows": len(splits["train.tsv"]), "eval_rows": len(splits["dev.tsv"])}
+    return {"train_rows": len(train), "eval_rows": len(dev),
+            "eval_rows_in_training_phrases": len(held_out) - len(dev)}
 
 
 def fine_tune(config):
@@ -157,43 +167,51 @@ def fine_tune(config):
         num_train_epochs=sizes.finetune_epochs,
         save_checkpoints_steps=every,
         verbose=config.verbose))
-    return {"model_dir": config.path(CLASSIFIER), **split,
+    return {**split,
             **{k: results[k] for k in ("accuracy", "f1", "mcc", "loss", "best_step",
                                        "global_step") if k in results}}
 
 
-def export(config, reuse_version=True):
-    """The next version under saved_models/sst2, or with `reuse_version` the newest
-    one already there (an export moves into place whole or not at all, so a version
-    found after an interrupted run is a finished one)."""
+def export(config, resume):
+    """The classifier as the next version under saved_models/sst2. When `resume`s an
+    interrupted export of the same classifier, a version already there is reused: an
+    export moves into place whole or not at all, and the folder is emptied whenever
+    the step starts over, so it holds only exports of this classifier."""
     from keras_bert_app.export import export_classifier
     from keras_bert_app.export.serving_layout import existing_versions
 
     base = config.path(EXPORT_BASE)
     versions = existing_versions(base)
-    if versions and reuse_version:
+    if versions and resume:
         version_dir = os.path.join(base, str(max(versions)))
     else:
         version_dir = export_classifier(base, model_dir=config.path(CLASSIFIER),
                                         warmup_texts=list(settings.DEFAULT_SENTENCES))
-    return {"export_base": base, "version_dir": version_dir}
+    return {"version_dir": os.path.relpath(version_dir, config.output_dir)}
 
 
 def serve(config, version_dir):
     """Classifies the sentences in a fresh interpreter that imports only TensorFlow
-    and TF Text (`serving_client.py`, run by path)."""
+    and TF Text (`serving_client.py`, run by path, which makes our package and
+    keras-hub unimportable: a SavedModel that needed them would fail to load)."""
     sentences = list(settings.DEFAULT_SENTENCES) + list(config.sentences)
     client = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_client.py")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, client, version_dir, *sentences], env=env,
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"The exported model failed to answer in a separate "
-                           f"process (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    command = [sys.executable, client, config.path(version_dir), *sentences]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True,
+                              timeout=600)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"The exported model {config.path(version_dir)} did not "
+                           "answer within 600 s in a separate process.") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"The exported model {config.path(version_dir)} failed to "
+                           f"answer in a separate process (exit {done.returncode}):\n"
+                           f"{done.stderr[-3000:]}")
+    answer = json.loads(lines[-1])
     return {"sentences": sentences, "labels": answer["label"],
-            "probabilities": answer["probabilities"],
-            "loaded_modules": answer["loaded_modules"]}
+            "probabilities": answer["probabilities"]}
 
 
 def draw(config):
@@ -202,21 +220,34 @@ def draw(config):
     written = []
     for model_dir in (PRETRAINED, CLASSIFIER):
         written += plot_model_dir(config.path(model_dir), config.path("plots", model_dir))
-    return {"pictures": written}
+    return {"pictures": [os.path.relpath(p, config.output_dir) for p in written]}
 
 
-# The files each step leaves when it finished (relative to the output folder).
-OUTPUTS = {
-    "vocabulary": [os.path.join("vocab", names.VOCAB_FILE),
-                   os.path.join("corpus", CORPUS_HELDOUT)],
-    "pretraining_data": [os.path.join("pretraining_data", "train",
-                                      names.PRETRAINING_METADATA_FILE),
-                         os.path.join("pretraining_data", "heldout",
-                                      names.PRETRAINING_METADATA_FILE)],
-    "pretraining": [os.path.join(PRETRAINED, names.EVAL_RESULTS_FILE)],
-    "import": [os.path.join(MINILM, names.BERT_CONFIG_FILE)],
-    "fine_tuning": [os.path.join(CLASSIFIER, names.EVAL_RESULTS_FILE),
-                    os.path.join(CLASSIFIER, names.TASK_CONFIG_FILE)],
-    "export": [EXPORT_BASE],
-    "pictures": [],
+# Each step's own folder under the output folder: emptied when the step starts over
+# (its input changed, or its results went missing), kept when it resumes.
+FOLDERS = {
+    "vocabulary": ("corpus", "vocab"),
+    "pretraining_data": ("pretraining_data",),
+    "pretraining": (PRETRAINED,),
+    "import": (MINILM,),
+    "fine_tuning": ("sst2", CLASSIFIER),
+    "export": (EXPORT_BASE,),
+    "pictures": ("plots",),
 }
+
+
+def outputs(key, result):
+    """The files (relative to the output folder) that the finished step `key`, which
+    returned `result`, leaves behind."""
+    return {
+        "vocabulary": [os.path.join("vocab", names.VOCAB_FILE),
+                       os.path.join("corpus", CORPUS_HELDOUT)],
+        "pretraining_data": [os.path.join("pretraining_data", split,
+                                          names.PRETRAINING_METADATA_FILE)
+                             for split in ("train", "heldout")],
+        "pretraining": [os.path.join(PRETRAINED, names.EVAL_RESULTS_FILE)],
+        "import": [os.path.join(MINILM, names.BERT_CONFIG_FILE)],
+        "fine_tuning": [os.path.join(CLASSIFIER, names.EVAL_RESULTS_FILE),
+                        os.path.join(CLASSIFIER, names.TASK_CONFIG_FILE)],
+        "export": [os.path.join(result.get("version_dir", EXPORT_BASE), "saved_model.pb")],
+    }.get(key, [])

@@ -12,10 +12,10 @@ def _fraction(value):
 
 def summary(config, state):
     done = state["done"]
-    out = os.path.abspath(config.output_dir)
+    out = config.output_dir
     vocab, data = done["vocabulary"], done["pretraining_data"]
     pre, tuned = done["pretraining"], done["fine_tuning"]
-    version_dir = os.path.abspath(done["export"]["version_dir"])
+    version_dir = config.path(done["export"]["version_dir"])
     export_base = os.path.dirname(version_dir)
     python = sys.executable
     lines = [
@@ -37,10 +37,9 @@ def summary(config, state):
         f"accuracy {_fraction(tuned['accuracy'])}, F1 {_fraction(tuned['f1'])} on "
         f"{tuned['eval_rows']} held-out rows (best of the evaluations, step "
         f"{tuned.get('best_step', tuned.get('global_step'))})",
-        f"  {os.path.relpath(version_dir, out) + '/':27s}the text-in SavedModel for TF "
+        f"  {done['export']['version_dir'] + '/':27s}the text-in SavedModel for TF "
         "Serving",
-        "  plots/                     " + ", ".join(
-            os.path.relpath(p, out) for p in done["pictures"]["pictures"]),
+        "  plots/                     " + ", ".join(done["pictures"]["pictures"]),
         "",
         "The exported model, loaded in a process with only tensorflow and "
         "tensorflow_text, says:",

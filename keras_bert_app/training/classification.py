@@ -309,7 +309,7 @@ def _evaluate(config, data, classifier, step, chief=True):
     from keras_bert_app.training import classification_metrics as cm
 
     results = {}
-    log_dir = os.path.join(config.model_dir, "logs", "eval")
+    log_dir = os.path.join(config.model_dir, names.EVAL_LOGS_DIR)
     for index, (split, examples) in enumerate(data.eval_sets):
         outputs, loss = data.predict(classifier, examples, config.eval_batch_size)
         scores = data.metrics(examples, outputs)

@@ -258,7 +258,7 @@ def _evaluate(config, pretrainer, model_config, vocab_file, text_config, distrib
     results = {k: float(v) for k, v in results.items()}
     if not distribution.is_chief:
         return results
-    runner.write_scalars(os.path.join(config.model_dir, "logs", "eval"), step, results)
+    runner.write_scalars(os.path.join(config.model_dir, names.EVAL_LOGS_DIR), step, results)
     write_json(os.path.join(config.model_dir, EVAL_RESULTS_FILE),
                 {**results, "global_step": step, "eval_input_file": pattern})
     print(f"Evaluation at step {step} on {pattern}: " +

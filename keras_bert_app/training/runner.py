@@ -53,7 +53,7 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     run = [run_callbacks.StepLimit(num_train_steps, log_steps)]
     if distribution.is_chief:
         run.append(run_callbacks.TensorBoardScalars(
-            os.path.join(model_dir, "logs", "train"), global_batch_size, log_steps,
+            os.path.join(model_dir, names.TRAIN_LOGS_DIR), global_batch_size, log_steps,
             num_train_steps))
     run += list(callbacks) + [
         run_callbacks.PeriodicCheckpoint(manager, save_checkpoints_steps,

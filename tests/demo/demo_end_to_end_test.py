@@ -52,9 +52,13 @@ def state_of(out):
 
 
 def test_the_demo_fine_tunes_a_classifier_that_beats_chance_on_held_out_rows(demo_runs):
-    tuned = state_of(demo_runs["out"])["done"]["fine_tuning"]
-    assert tuned["eval_rows"] == 300 and tuned["train_rows"] == 1000
-    assert tuned["accuracy"] > 0.65, tuned  # the majority class of these rows is ~55%
+    out = demo_runs["out"]
+    tuned = state_of(out)["done"]["fine_tuning"]
+    with open(out / "sst2" / "dev.tsv") as f:
+        labels = [line.rstrip("\n").rpartition("\t")[2] for line in f][1:]
+    assert tuned["train_rows"] == 1000 and tuned["eval_rows"] == len(labels) > 250
+    majority = max(labels.count("positive"), labels.count("negative")) / len(labels)
+    assert tuned["accuracy"] > majority + 0.05, (tuned, majority)
     with open(demo_runs["out"] / "sst2_classifier" / names.TASK_CONFIG_FILE) as f:
         assert json.load(f)["label_names"] == ["negative", "positive"]
 
@@ -65,7 +69,6 @@ def test_the_exported_model_answers_in_a_tensorflow_only_process(demo_runs):
     assert (version / "saved_model.pb").is_file()
     assert (version / "assets.extra" / "tf_serving_warmup_requests").is_file()
     served = state_of(out)["done"]["serving"]
-    assert served["loaded_modules"] == []  # neither keras_bert_app nor keras_hub
     assert served["sentences"] == list(settings.DEFAULT_SENTENCES) + [USER_SENTENCE]
     for label, probabilities in zip(served["labels"], served["probabilities"]):
         assert label == settings.SST2_LABEL_NAMES[probabilities.index(max(probabilities))]
@@ -100,8 +103,23 @@ def test_the_summary_says_where_things_are_and_how_to_look_further(demo_runs):
     assert {os.path.basename(p) for p in pictures} >= {"training_curves.png",
                                                        "confusion_matrix.png"}
     for picture in pictures:
-        with open(picture, "rb") as f:
+        with open(out / picture, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_saved_model_cli_command_of_the_summary_runs_as_printed(demo_runs):
+    """The command uses TensorFlow's saved_model_cli module (not public API): run
+    exactly what the summary prints, so a TensorFlow upgrade that moves it fails here."""
+    import subprocess
+
+    lines = (demo_runs["out"] / "summary.txt").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "saved_model_cli" in line)
+    command = lines[start].rstrip("\\") + lines[start + 1]
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Result for output key label:" in done.stdout
+    assert "b'positive'" in done.stdout or "b'negative'" in done.stdout
 
 
 def test_the_same_folder_with_other_sizes_is_refused_in_one_line(demo_runs):

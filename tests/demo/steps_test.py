@@ -16,17 +16,26 @@ def read_tsv(path):
     return header, [row.split("\t") for row in rows]
 
 
-def test_shipped_sst2_rows_are_split_into_training_and_held_out_rows(tmp_path):
-    config = DemoConfig(output_dir=str(tmp_path), quick=True)
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "full"])
+def test_shipped_sst2_rows_are_split_into_training_and_held_out_rows(tmp_path, quick):
+    config = DemoConfig(output_dir=str(tmp_path), quick=quick)
+    sizes = config.sizes
     made = steps.split_sst2(config)
     _, shipped = read_tsv(os.path.join(settings.DEFAULT_DATA_DIR, settings.SST2_FILE))
     header, train = read_tsv(config.path("sst2", "train.tsv"))
     _, dev = read_tsv(config.path("sst2", "dev.tsv"))
     assert header == "sentence\tlabel"
-    assert made == {"train_rows": 1000, "eval_rows": 300}
-    assert [t for t, _ in train] == [t.strip() for t, _ in shipped[:1000]]
-    assert [t for t, _ in dev] == [t.strip() for t, _ in shipped[-300:]]
-    assert not {t for t, _ in train} & {t for t, _ in dev}  # held out: never trained on
+    assert [t for t, _ in train] == [t.strip() for t, _ in shipped[:sizes.finetune_rows]]
+    # Held out: the last rows, less those that are a training phrase or inside one.
+    training_phrases = [f" {t} " for t, _ in train]
+    held_back = [t.strip() for t, _ in shipped[-sizes.eval_rows:]]
+    kept = [t for t in held_back if not any(f" {t} " in p for p in training_phrases)]
+    assert [t for t, _ in dev] == kept
+    assert made == {"train_rows": sizes.finetune_rows, "eval_rows": len(kept),
+                    "eval_rows_in_training_phrases": sizes.eval_rows - len(kept)}
+    assert 0 < made["eval_rows_in_training_phrases"] < sizes.eval_rows / 3
+    if not quick:  # a row of the last 1,000 that is also a training row, word for word
+        assert "efficient" in held_back and "efficient" not in [t for t, _ in dev]
 
 
 def test_sst2_label_1_is_positive_and_0_negative(tmp_path):

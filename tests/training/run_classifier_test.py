@@ -96,8 +96,10 @@ def test_fine_tunes_evaluates_predicts_and_ends_as_a_model_directory(pretrained,
 
 def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_path):
     train, _, _ = sentiment_files(tmp_path)
+    # Steps from epochs (40 rows, batch 4: 8 steps): a resume compares the step count
+    # the first run recorded with the one the same flags come to.
     flags = [*common_flags(pretrained, tmp_path / "run"), f"--train_file={train}",
-             "--do_train", "--num_train_steps=8", "--save_checkpoints_steps=4",
+             "--do_train", "--num_train_epochs=0.8", "--save_checkpoints_steps=4",
              "--keep_checkpoint_max=5"]
     run_pipeline("run_classifier", *flags)
     finished = read_weights(tmp_path / "run" / names.WEIGHTS_FILE)
