@@ -76,9 +76,7 @@ def main(argv):
         skip_corrupt_records=FLAGS.skip_corrupt_records, do_train=FLAGS.do_train,
         do_eval=FLAGS.do_eval, eval_input_file=FLAGS.eval_input_file,
         eval_batch_size=FLAGS.eval_batch_size, max_eval_steps=FLAGS.max_eval_steps)
-    run_pretraining(config)
-    if FLAGS.do_train:
-        print(f"Wrote the pre-trained model directory {FLAGS.model_dir}")
+    run_pretraining(config)  # the chief prints where it wrote the model directory
 
 
 if __name__ == "__main__":

@@ -225,6 +225,7 @@ def run_pretraining(config, distribution=None):
                   distribution, step)
     if distribution.is_chief and config.do_train:
         save_model_dir(config.model_dir, pretrainer, vocab_file, text_config)
+        print(f"Wrote the pre-trained model directory {config.model_dir}")
     return pretrainer
 
 

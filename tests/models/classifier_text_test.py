@@ -135,8 +135,8 @@ def test_the_readme_example_runs_as_printed(tmp_path):
                     "--source_format=hf", f"--input_path={minilm}",
                     f"--output_dir={converted}"], cwd=REPO, env=env, check=True,
                    capture_output=True)
-    assert '"/tmp/minilm"' in code
-    result = subprocess.run([sys.executable, "-c", code.replace('"/tmp/minilm"',
+    assert '"/tmp/kba/minilm"' in code
+    result = subprocess.run([sys.executable, "-c", code.replace('"/tmp/kba/minilm"',
                                                                 repr(str(converted)))],
                             cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=600)

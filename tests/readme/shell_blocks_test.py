@@ -1,0 +1,24 @@
+"""The README's other shell blocks: the preprocessing export, pre-training under
+`mirrored` (two logical CPUs), two `multi_worker_mirrored` workers with TF_CONFIG on
+localhost, bfloat16 with XLA, and sentence-pair fine-tuning on ../shared/data's RTE;
+each after the blocks it reads, with tiny settings."""
+
+import sys
+
+import pytest
+
+from tests.readme.readme_blocks import Workspace, ids_for
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return Workspace(str(tmp_path_factory.mktemp("readme")))
+
+
+@pytest.mark.parametrize("block_id", ids_for("shell"))
+def test_readme_block_runs_as_shown(workspace, block_id):
+    workspace.run(block_id)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
