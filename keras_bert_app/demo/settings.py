@@ -59,7 +59,7 @@ QUICK = DemoSizes(
     vocab_size=3000, pretrain_seq_length=64, max_predictions_per_seq=10, dupe_factor=1,
     pretrain_steps=40, pretrain_batch_size=32, pretrain_checkpoint_steps=20,
     finetune_rows=1000, eval_rows=300, finetune_seq_length=64, finetune_batch_size=32,
-    finetune_epochs=1.0, finetune_learning_rate=1e-4, evaluations=2)
+    finetune_epochs=2.0, finetune_learning_rate=1e-4, evaluations=2)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -92,6 +92,7 @@ def pretrain(config):
         train_batch_size=sizes.pretrain_batch_size, num_train_steps=sizes.pretrain_steps,
         num_warmup_steps=sizes.pretrain_steps // 10, learning_rate=1e-3,
         save_checkpoints_steps=sizes.pretrain_checkpoint_steps,
+        log_steps=10,  # a point every 10 steps on the curves
         do_eval=True, eval_input_file=config.path("pretraining_data", "heldout",
                                                   "*.tfrecord"),
         eval_batch_size=32, max_eval_steps=10, verbose=config.verbose))
@@ -152,7 +153,9 @@ def fine_tune(config):
 
     sizes = config.sizes
     split = split_sst2(config)
-    steps = math.ceil(split["train_rows"] * sizes.finetune_epochs / sizes.finetune_batch_size)
+    # run_classifier's step count for these epochs.
+    steps = max(1, int(split["train_rows"] * sizes.finetune_epochs /
+                       sizes.finetune_batch_size))
     # Evaluations at whole tens of steps: Keras then logs every 10 or 20 steps (an
     # interval is a Keras "epoch"), not after every step.
     every = math.ceil(steps / sizes.evaluations / 10) * 10

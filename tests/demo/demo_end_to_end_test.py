@@ -34,7 +34,7 @@ def demo_runs(tmp_path_factory):
     flags = ("--quick", f"--output_dir={out}", f"--sentences={USER_SENTENCE}")
     # 1. Killed (SIGKILL) once fine-tuning has written its first checkpoint.
     first = run_pipeline("demo", *flags, background=True)
-    wait_for(out / "sst2_classifier" / "checkpoints" / "ckpt-20.weights.h5", first)
+    wait_for(out / "sst2_classifier" / "checkpoints" / "ckpt-40.weights.h5", first)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     killed_output = first.stdout.read()
@@ -80,7 +80,7 @@ def test_a_killed_demo_resumes_fine_tuning_from_its_checkpoint(demo_runs):
     assert "[5/8]" in demo_runs["killed"] and "Summary" not in demo_runs["killed"]
     resumed = demo_runs["resumed"]
     assert resumed.count("already done: reusing it") == 4  # steps 1-4
-    assert "Resuming at step 20" in resumed
+    assert "Resuming at step 40" in resumed
     assert "━━ Summary" in resumed and USER_SENTENCE in resumed
 
 
