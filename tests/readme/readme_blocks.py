@@ -131,9 +131,16 @@ SPECS = {
         expect=(r"multi_worker_mirrored on tensorflow: 2 replica\(s\), 2 worker\(s\)",
                 r"^Wrote the pre-trained model directory {work}/pretrained_2workers$")),
     "pretrain-mixed-xla": Spec(
-        "shell", needs=("pretraining-data",), subs=TINY_PRETRAINING,
+        "shell", needs=("pretraining-data",),
+        # Also print the settings the run recorded: a flag silently ignored would
+        # still train.
+        subs=TINY_PRETRAINING + ((
+            "--mixed_precision=mixed_bfloat16 --jit_compile",
+            "--mixed_precision=mixed_bfloat16 --jit_compile\n"
+            "cat /tmp/kba/pretrained_bf16/pretraining_run.json"),),
         expect=(r"default on tensorflow: 1 replica\(s\), 1 worker\(s\), steps 0 → 4,",
-                r"^Wrote the pre-trained model directory {work}/pretrained_bf16$")),
+                r"^Wrote the pre-trained model directory {work}/pretrained_bf16$",
+                r'"mixed_precision": "mixed_bfloat16"', r'"jit_compile": true')),
     "import-minilm": Spec(
         "chain", requires=("minilm",),
         expect=(r"^  loaded: 103 weights$", r"^Wrote the model directory {work}/minilm$")),
@@ -181,8 +188,9 @@ SPECS = {
 
 NOT_RUN = {
     "quickstart": "scripts/install.sh is CI's own first step (.ci/run), and "
-                  "tests/demo/demo_end_to_end_test.py runs `pipelines.demo --quick`; "
-                  "the full demo takes ~5 minutes",
+                  "tests/demo/demo_end_to_end_test.py runs `pipelines.demo --quick` "
+                  "(the full demo takes ~2.5 minutes), and scripts/test.sh is the "
+                  "test suite itself",
     "test-suite": "it is the test suite itself",
     "install-with-bazel": "CI's own first step (.ci/run); installs system packages as root",
     "tensorboard": "a server that runs until stopped; the logs it reads are checked by "
