@@ -12,7 +12,8 @@ import numpy as np
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.files import model_dir_files, read_json_file
-from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
+from keras_bert_app.models import (BertClassifier, BertEncoder, BertPretrainer,
+                                   BertSpanLabeler)
 from keras_bert_app.models.task import register_model_dir_loader
 
 PRETRAINING_HEADS = (names.MASKED_LM_HEAD, names.NEXT_SENTENCE_HEAD)
@@ -41,6 +42,7 @@ class TaskConfig:
     max_seq_length: int = None
     problem_type: str = None
     text_inputs: tuple = None
+    settings: dict = None
 
     def __post_init__(self):
         if not isinstance(self.task, str) or not self.task:
@@ -68,6 +70,30 @@ class TaskConfig:
 
         if self.task == names.CLASSIFICATION_TASK:
             self._check_classification()
+        if self.task == names.SQUAD_TASK:
+            self._check_squad()
+        elif self.settings is not None:
+            raise ValueError(f"settings are recorded for SQuAD models, not {self.task!r}.")
+
+    def _check_squad(self):
+        if self.heads != (names.SPAN_HEAD,):
+            raise ValueError(f"heads={list(self.heads)}: a SQuAD model has the one head "
+                             f"{names.SPAN_HEAD!r}.")
+        if self.max_seq_length is None:
+            raise ValueError("A SQuAD model records its max_seq_length.")
+        settings = self.settings or {}
+        if set(settings) != set(names.SQUAD_SETTINGS):
+            raise ValueError(f"settings={settings!r}: a SQuAD model records exactly "
+                             f"{list(names.SQUAD_SETTINGS)}.")
+        if not isinstance(settings["version_2_with_negative"], bool):
+            raise ValueError("settings.version_2_with_negative must be true or false.")
+        for key in ("doc_stride", "max_query_length", "max_answer_length", "n_best_size"):
+            value = settings[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"settings.{key}={value!r} must be a positive integer.")
+        if isinstance(settings["null_score_diff_threshold"], bool) or not isinstance(
+                settings["null_score_diff_threshold"], (int, float)):
+            raise ValueError("settings.null_score_diff_threshold must be a number.")
 
     def _check_classification(self):
         if self.heads != (names.CLASSIFIER_HEAD,):
@@ -367,3 +393,32 @@ def load_classifier(model_dir, dtype=None, with_preprocessor=True, sequence_leng
         raise ValueError(f"{weights_file} does not hold the weights of the classifier "
                          f"{task_file} describes: {e}") from None
     return classifier
+
+
+def save_span_labeler_dir(output_dir, span_labeler, vocab_file, text_config, task_config):
+    """Writes a fine-tuned SQuAD directory: the pre-trained files plus the span
+    labeler's weights (float32, no optimizer state) and its task settings."""
+    if task_config.task != names.SQUAD_TASK:
+        raise ValueError(f"{task_config} is not a SQuAD task.")
+    copy = BertSpanLabeler(BertEncoder(span_labeler.encoder.config))
+    copy.set_weights([np.asarray(w) for w in span_labeler.get_weights()])
+    _write_model_dir(output_dir, copy, vocab_file, text_config, task_config)
+
+
+def load_span_labeler(model_dir, dtype=None):
+    """`(BertSpanLabeler, TaskConfig)` of a fine-tuned SQuAD directory
+    (`run_squad`'s output)."""
+    config_file, weights_file, task_file = model_dir_files(
+        model_dir, names.BERT_CONFIG_FILE, names.WEIGHTS_FILE, names.TASK_CONFIG_FILE)
+    task = TaskConfig.from_json_file(task_file)
+    if task.task != names.SQUAD_TASK:
+        raise ValueError(f"{task_file}: task={task.task!r}; a SQuAD model directory has "
+                         f"task {names.SQUAD_TASK!r}.")
+    model = BertSpanLabeler(BertEncoder(BertConfig.from_json_file(config_file),
+                                        dtype=dtype))
+    try:
+        model.load_weights(weights_file)
+    except ValueError as e:
+        raise ValueError(f"{weights_file} does not hold the weights of the SQuAD model "
+                         f"{task_file} describes: {e}") from None
+    return model, task

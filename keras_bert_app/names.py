@@ -69,6 +69,13 @@ NEXT_SENTENCE_HEAD = "next_sentence"
 # Fine-tuned directories: sentence / sentence-pair classification (and regression).
 CLASSIFICATION_TASK = "classification"
 CLASSIFIER_HEAD = "classifier"
+# Extractive question answering (SQuAD): start/end logits over the window's pieces.
+SQUAD_TASK = "squad"
+SPAN_HEAD = "span_labeler"
+# The settings a SQuAD model directory records for every later stage (prediction,
+# export): windowing and answer selection as it was trained and tuned.
+SQUAD_SETTINGS = ("version_2_with_negative", "doc_stride", "max_query_length",
+                  "max_answer_length", "n_best_size", "null_score_diff_threshold")
 # How a classifier's outputs are read: softmax over classes, independent sigmoids, or
 # one score.
 SINGLE_LABEL = "single_label"
@@ -102,3 +109,8 @@ CONFUSION_MATRIX_TAG = "confusion_matrix"
 # read by keras_bert_app.plots).
 TRAIN_LOGS_DIR = "logs/train"
 EVAL_LOGS_DIR = "logs/eval"
+# run_squad writes these into its model_dir (Google's file names).
+SQUAD_RUN_FILE = "squad_run.json"
+SQUAD_PREDICTIONS_FILE = "predictions.json"
+SQUAD_NBEST_FILE = "nbest_predictions.json"
+SQUAD_NULL_ODDS_FILE = "null_odds.json"

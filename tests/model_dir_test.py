@@ -194,5 +194,38 @@ def test_missing_files_and_a_foreign_vocabulary_are_clear_errors(tmp_path):
                        str(other), TextConfig.for_vocab(vocab, do_lower_case=True))
 
 
+SQUAD_SETTINGS = {"version_2_with_negative": True, "doc_stride": 128,
+                  "max_query_length": 64, "max_answer_length": 30, "n_best_size": 20,
+                  "null_score_diff_threshold": -1.5}
+
+
+def test_a_squad_task_config_round_trips_its_settings(tmp_path):
+    task = TaskConfig(task=names.SQUAD_TASK, heads=[names.SPAN_HEAD], max_seq_length=384,
+                      settings=SQUAD_SETTINGS)
+    task.to_json_file(tmp_path / "task_config.json")
+    assert TaskConfig.from_json_file(tmp_path / "task_config.json") == task
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"settings": {**SQUAD_SETTINGS, "doc_stride": 0}}, "doc_stride=0 must be a positive"),
+    ({"settings": {k: v for k, v in SQUAD_SETTINGS.items() if k != "n_best_size"}},
+     "records exactly"),
+    ({"settings": {**SQUAD_SETTINGS, "version_2_with_negative": 1}}, "true or false"),
+    ({"max_seq_length": None}, "records its max_seq_length"),
+    ({"heads": ["classifier"]}, "the one head 'span_labeler'"),
+])
+def test_a_squad_task_config_refuses_incomplete_settings(change, message):
+    values = dict(task=names.SQUAD_TASK, heads=[names.SPAN_HEAD], max_seq_length=384,
+                  settings=SQUAD_SETTINGS)
+    with pytest.raises(ValueError, match=message):
+        TaskConfig(**{**values, **change})
+
+
+def test_settings_belong_to_squad_models_only():
+    with pytest.raises(ValueError, match="settings are recorded for SQuAD models"):
+        TaskConfig(task=names.PRETRAINING_TASK, heads=[names.MASKED_LM_HEAD],
+                   settings=SQUAD_SETTINGS)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

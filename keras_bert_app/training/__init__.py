@@ -10,7 +10,8 @@ from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import WarmupLinearDecay, create_optimizer
 
 _LAZY = {"run_pretraining": "pretraining", "PretrainingRunConfig": "pretraining",
-         "run_classifier": "classification", "ClassifierRunConfig": "classification"}
+         "run_classifier": "classification", "ClassifierRunConfig": "classification",
+         "run_squad": "squad", "SquadRunConfig": "squad"}
 
 
 def __getattr__(name):

@@ -158,6 +158,14 @@ SPECS = {
               ("--do_train --do_eval",
                "--do_train --do_eval --max_seq_length=64 --num_train_epochs=1")),
         expect=(r"^eval_results: accuracy=[01]\.\d+, .*eval_examples=16,",)),
+    "squad": Spec(
+        "shell", needs=("import-minilm",), requires=("minilm", "shared_data"),
+        subs=(('data["data"][:9]), ("dev", data["data"][9:])',
+               'data["data"][:1]), ("dev", data["data"][9:10])'),
+              ("--max_seq_length=256", "--max_seq_length=128 --num_train_steps=2 "
+               "--max_query_length=32 --predict_batch_size=32")),
+        expect=(r"^eval_results: exact_match=\d+\.\d+, f1=\d+\.\d+, .*missing=0, "
+                r"total=\d+$",)),
     "fine-tune-own-files": Spec(
         "chain", needs=("fine-tune-sst2",),
         expect=(r"^eval_results: accuracy=[01]\.\d+, .*eval_examples=32,",)),

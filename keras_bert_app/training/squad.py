@@ -1,0 +1,291 @@
+"""`run_squad`: fine-tunes a `BertSpanLabeler` on SQuAD v1.1 / v2.0 with Google's
+windowing and answer selection, writes Google's prediction files and the official
+EM/F1; resumable after a kill (the runner pre-training and classifiers share)."""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+
+from keras_bert_app import names
+from keras_bert_app.config import BertConfig
+from keras_bert_app.training import runner
+from keras_bert_app.training.checkpointing import CheckpointManager, write_json
+from keras_bert_app.training.distribution import STRATEGIES, create_distribution
+from keras_bert_app.training.keras_workarounds import prepare_for_distribution
+from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
+from keras_bert_app.training.runner import PRECISIONS, one_of
+
+DEFAULT_SEED = 12345
+# What a resumed run must share with the run it continues.
+RESUME_SETTINGS = ("train_file", "version_2_with_negative", "seed", "train_batch_size",
+                   "max_seq_length", "doc_stride", "max_query_length", "num_train_epochs",
+                   "num_train_steps", "save_checkpoints_steps", "log_steps",
+                   "steps_per_execution", "learning_rate", "warmup_proportion",
+                   "optimizer", "weight_decay")
+# Settings that decide the windows: a prediction must use the trained model's.
+WINDOW_SETTINGS = ("max_seq_length", "doc_stride", "max_query_length",
+                   "version_2_with_negative")
+
+
+@dataclasses.dataclass(frozen=True)
+class SquadRunConfig:
+    """Everything a SQuAD run needs; `pipelines.run_squad`'s flags (Google's names and
+    defaults: `max_seq_length=384, doc_stride=128, max_query_length=64,
+    n_best_size=20, max_answer_length=30`).
+
+    Training counts steps as Google's `run_squad.py` does: `num_train_epochs` times
+    the training *questions* over `train_batch_size` (a question may give several
+    windows), unless `num_train_steps` is given; linear warm-up over
+    `warmup_proportion` of them. `do_predict` writes `predictions.json`,
+    `nbest_predictions.json`, for v2.0 `null_odds.json`, and — when the predict file
+    has gold answers, as SQuAD's dev files do — `eval_results.json` with the official
+    scores.
+    """
+
+    model_dir: str
+    train_file: str = None
+    predict_file: str = None
+    version_2_with_negative: bool = False
+    init_model_dir: str = None
+    init_checkpoint: str = None
+    bert_config: BertConfig = None
+    vocab_file: str = None
+    do_lower_case: bool = None
+    do_train: bool = False
+    do_predict: bool = False
+    max_seq_length: int = 384
+    doc_stride: int = 128
+    max_query_length: int = 64
+    train_batch_size: int = 32
+    predict_batch_size: int = 8
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    num_train_steps: int = None
+    warmup_proportion: float = 0.1
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    null_score_diff_threshold: float = 0.0
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    distribution_strategy: str = "default"
+    tpu: str = None
+    mixed_precision: str = "float32"
+    jit_compile: object = "auto"
+    steps_per_execution: int = 1
+    save_checkpoints_steps: int = 1000
+    log_steps: int = None
+    keep_checkpoint_max: int = 3
+    seed: int = DEFAULT_SEED
+    verbose: object = "auto"
+
+    def __post_init__(self):
+        one_of("mixed_precision", self.mixed_precision, PRECISIONS)
+        one_of("distribution_strategy", self.distribution_strategy, STRATEGIES)
+        one_of("optimizer", self.optimizer, OPTIMIZERS)
+        if not (self.do_train or self.do_predict):
+            raise ValueError("Nothing to do: set do_train and/or do_predict.")
+        for flag, file in (("do_train", self.train_file), ("do_predict", self.predict_file)):
+            if getattr(self, flag) and file is None:
+                raise ValueError(f"{flag} needs {flag.replace('do_', '')}_file.")
+        for field in ("max_seq_length", "doc_stride", "max_query_length",
+                      "train_batch_size", "predict_batch_size", "n_best_size",
+                      "max_answer_length", "steps_per_execution", "save_checkpoints_steps",
+                      "keep_checkpoint_max"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field}={getattr(self, field)} must be positive.")
+        if self.max_query_length + 4 > self.max_seq_length:
+            raise ValueError(f"max_query_length={self.max_query_length} leaves no room for "
+                             f"context in max_seq_length={self.max_seq_length}.")
+        if not 0 <= self.warmup_proportion <= 1:
+            raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1].")
+        if self.num_train_steps is None and not self.num_train_epochs > 0:
+            raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive.")
+        if self.jit_compile not in ("auto", True, False):
+            raise ValueError(f"jit_compile={self.jit_compile!r}; expected 'auto', True "
+                             "or False.")
+
+    @property
+    def settings(self):
+        """What the model directory records (names.SQUAD_SETTINGS)."""
+        return {k: getattr(self, k) for k in names.SQUAD_SETTINGS}
+
+
+def _features_dataset(features, batch_size, labels=False):
+    import tensorflow as tf
+
+    x = {names.INPUT_WORD_IDS: np.stack([f.input_word_ids for f in features]),
+         names.INPUT_MASK: np.stack([f.input_mask for f in features]),
+         names.INPUT_TYPE_IDS: np.stack([f.input_type_ids for f in features])}
+    if not labels:
+        return tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+    y = {names.START_LOGITS: np.array([f.start_position for f in features], np.int32),
+         names.END_LOGITS: np.array([f.end_position for f in features], np.int32)}
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
+def run_squad(config, distribution=None):
+    """Trains and/or predicts as `config` says; returns the evaluation results (or {}).
+
+    Under `config.model_dir`: `checkpoints/`, `logs/train` (and `logs/eval` with
+    gold answers), `squad_run.json`, the fine-tuned model directory (its
+    `task_config.json` records the sequence length and the SQuAD settings), and with
+    `do_predict` Google's prediction files and `eval_results.json`. Every input file
+    is read and checked before anything is trained or written.
+    """
+    from keras_bert_app.data.squad_data import read_squad
+
+    train = read_squad(config.train_file, config.version_2_with_negative) \
+        if config.do_train else None
+    predict = read_squad(config.predict_file, config.version_2_with_negative,
+                         require_answers=False) if config.do_predict else None
+    keras.utils.set_random_seed(config.seed)
+    distribution = distribution or create_distribution(config.distribution_strategy,
+                                                       config.tpu)
+    manager = CheckpointManager(os.path.join(config.model_dir, "checkpoints"),
+                                config.keep_checkpoint_max)
+    if config.do_train:
+        model, tokenizer, step = _train(config, train, distribution, manager)
+    else:
+        model, tokenizer, step = _trained(config, distribution)
+    if not config.do_predict:
+        return {}
+    return _predict(config, predict, model, tokenizer, step, distribution.is_chief)
+
+
+def _tokenizer(vocab_file, text_config):
+    from keras_bert_app.text.tokenizer import BertTokenizer
+
+    return BertTokenizer(vocab_file, lower_case=text_config.do_lower_case)
+
+
+def _train(config, examples, distribution, manager):
+    from keras_bert_app.data.squad_features import squad_features
+    from keras_bert_app.model_dir import TaskConfig, save_span_labeler_dir
+    from keras_bert_app.models import BertEncoder, BertPretrainer, BertSpanLabeler
+
+    model_config, vocab_file, text_config, source_weights = runner.model_sources(config)
+    model_config.validate_sequence_length(config.max_seq_length)
+    tokenizer = _tokenizer(vocab_file, text_config)
+    features = squad_features(examples, tokenizer, config.max_seq_length,
+                              config.doc_stride, config.max_query_length, is_training=True)
+    num_steps = config.num_train_steps or max(1, int(
+        len(examples) * config.num_train_epochs / config.train_batch_size))
+    save_steps = min(config.save_checkpoints_steps, num_steps)
+    log_steps = config.log_steps or runner.default_log_steps(save_steps,
+                                                             config.steps_per_execution)
+    run_file = os.path.join(config.model_dir, names.SQUAD_RUN_FILE)
+    resume_step = manager.latest_step() or 0
+    data = {"train_questions": len(examples), "train_windows": len(features)}
+    if resume_step:
+        runner.check_resume_settings(run_file, dataclasses.replace(
+            config, num_train_steps=num_steps), RESUME_SETTINGS, data=data)
+        print(f"Resuming at step {resume_step} of {num_steps}.")
+    if distribution.is_chief:
+        runner.write_run_config(run_file, config, data=data, num_train_steps=num_steps)
+    # Reshuffled every pass with the run's seed, so a resumed run sees the same
+    # stream; the batches already trained on are skipped.
+    dataset = _features_dataset(features, config.train_batch_size, labels=True).shuffle(
+        len(features), seed=config.seed, reshuffle_each_iteration=True).repeat().batch(
+        config.train_batch_size, drop_remainder=True).skip(resume_step)
+    with distribution.scope():
+        encoder = BertEncoder(model_config, dtype=config.mixed_precision)
+        # The span head reads the sequence output only: the pooler gets no gradient
+        # (Hugging Face's QA model drops it). Frozen, it keeps its weights, has no
+        # optimizer state and draws no "gradients do not exist" warning.
+        encoder.get_layer("pooler").trainable = False
+        model = BertSpanLabeler(encoder)
+        model.compile(optimizer=create_optimizer(
+            config.learning_rate, num_steps, int(num_steps * config.warmup_proportion),
+            optimizer=config.optimizer, weight_decay=config.weight_decay),
+            jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+        model.optimizer.build(model.trainable_variables)
+        prepare_for_distribution(model, distribution)
+        step = manager.restore(model)
+        if step == 0 and source_weights is not None:
+            source_weights(BertPretrainer(encoder))
+    if step < num_steps and distribution.is_chief:
+        print(f"Fine-tuning for SQuAD {distribution.describe()}: {len(examples)} "
+              f"questions in {len(features)} windows, steps {step} → {num_steps}, "
+              f"batch {config.train_batch_size}.")
+    runner.fit_steps(model, dataset, manager, start_step=step, num_train_steps=num_steps,
+                     log_steps=log_steps, save_checkpoints_steps=save_steps,
+                     global_batch_size=config.train_batch_size,
+                     model_dir=config.model_dir, distribution=distribution,
+                     verbose=config.verbose)
+    if distribution.is_chief:
+        task = TaskConfig(task=names.SQUAD_TASK, heads=[names.SPAN_HEAD],
+                          max_seq_length=config.max_seq_length, settings=config.settings)
+        save_span_labeler_dir(config.model_dir, model, vocab_file, text_config, task)
+    return model, tokenizer, num_steps
+
+
+def _trained(config, distribution):
+    """Prediction alone: the fine-tuned SQuAD directory `model_dir` or
+    `init_model_dir`, whose window settings the run must share."""
+    from keras_bert_app.model_dir import load_span_labeler, read_task_config
+    from keras_bert_app.text.text_config import TextConfig
+
+    for directory in (config.model_dir, config.init_model_dir):
+        task = read_task_config(directory) if directory else None
+        if task is None or task.task != names.SQUAD_TASK:
+            continue
+        recorded = dict(task.settings, max_seq_length=task.max_seq_length)
+        differ = [f"{k}={getattr(config, k)!r} (the model: {recorded[k]!r})"
+                  for k in WINDOW_SETTINGS if getattr(config, k) != recorded[k]]
+        if differ:
+            raise ValueError(f"{directory} was trained with other window settings: "
+                             + ", ".join(differ) + "; predict with the trained ones.")
+        with distribution.scope():
+            model, _ = load_span_labeler(directory)
+        text_config = TextConfig.from_json_file(os.path.join(directory,
+                                                             names.TEXT_CONFIG_FILE))
+        return model, _tokenizer(os.path.join(directory, names.VOCAB_FILE),
+                                 text_config), None
+    raise ValueError(f"do_train=false, and neither model_dir={config.model_dir} nor "
+                     f"init_model_dir={config.init_model_dir} is a fine-tuned SQuAD "
+                     "directory: there is no model to predict with.")
+
+
+def _predict(config, examples, model, tokenizer, step, chief):
+    from keras_bert_app.data.squad_features import squad_features
+    from keras_bert_app.training.squad_metrics import squad_v1_scores, squad_v2_scores
+    from keras_bert_app.training.squad_predictions import squad_predictions
+
+    features = squad_features(examples, tokenizer, config.max_seq_length,
+                              config.doc_stride, config.max_query_length)
+    logits = model.predict(_features_dataset(features, config.predict_batch_size),
+                           verbose=0)
+    predictions, nbest, null_odds = squad_predictions(
+        examples, features, np.asarray(logits[names.START_LOGITS], np.float64),
+        np.asarray(logits[names.END_LOGITS], np.float64), config.n_best_size,
+        config.max_answer_length, config.version_2_with_negative,
+        config.null_score_diff_threshold)
+    if not chief:
+        return {}
+    write_json(os.path.join(config.model_dir, names.SQUAD_PREDICTIONS_FILE), predictions)
+    write_json(os.path.join(config.model_dir, names.SQUAD_NBEST_FILE), nbest)
+    if config.version_2_with_negative:
+        write_json(os.path.join(config.model_dir, names.SQUAD_NULL_ODDS_FILE), null_odds)
+    print(f"Wrote {len(predictions)} predictions ({len(features)} windows) to "
+          f"{config.model_dir}")
+    if not all(e.has_gold for e in examples):
+        print(f"{config.predict_file} has questions without answers: no scores.")
+        return {}
+    # Scored as the official evaluation scripts score them.
+    if config.version_2_with_negative:
+        results = squad_v2_scores(examples, predictions, na_probs=null_odds)
+    else:
+        results = squad_v1_scores(examples, predictions)
+    if step is not None:
+        results["global_step"] = step
+        runner.write_scalars(os.path.join(config.model_dir, names.EVAL_LOGS_DIR), step,
+                             {k: v for k, v in results.items()
+                              if isinstance(v, float) and not k.endswith("_thresh")})
+    results["predict_file"] = config.predict_file
+    write_json(os.path.join(config.model_dir, names.EVAL_RESULTS_FILE), results)
+    print("eval_results: " + ", ".join(
+        f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in sorted(results.items()) if k != "predict_file"))
+    return results

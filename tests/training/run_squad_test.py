@@ -1,0 +1,151 @@
+"""`pipelines.run_squad` on real SQuAD articles with the real MiniLM weights (tiny
+windows and few steps): Google's output files, answers that are exact substrings of
+the contexts, official scores that agree with the written predictions, v2.0's null
+odds, resume after a kill, settings a prediction must share, one-line input errors."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from keras_bert_app import names
+from keras_bert_app.data.squad_data import read_squad
+from keras_bert_app.training.squad_metrics import squad_v1_scores
+from tests.helpers import require_minilm, require_shared_data, run_pipeline
+
+SMALL = ["--max_seq_length=128", "--doc_stride=64", "--max_query_length=32",
+         "--train_batch_size=8", "--predict_batch_size=16"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    minilm = require_minilm()
+    out = tmp_path_factory.mktemp("minilm") / "model"
+    run_pipeline("convert_checkpoint", "--source_format=hf", f"--input_path={minilm}",
+                 f"--output_dir={out}")
+    return out
+
+
+def subset(tmp_path, source, paragraphs, name="squad.json"):
+    with open(source, encoding="utf-8") as f:
+        data = json.load(f)
+    article = data["data"][0]
+    small = {"version": data["version"],
+             "data": [dict(article, paragraphs=article["paragraphs"][:paragraphs])]}
+    path = tmp_path / name
+    path.write_text(json.dumps(small), encoding="utf-8")
+    return path
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_trains_predicts_and_scores_squad_v1_1(pretrained, tmp_path):
+    data = subset(tmp_path, os.path.join(require_shared_data(), "squad",
+                                         "train-v1.1-subset.json"), paragraphs=2)
+    run = tmp_path / "run"
+    result = run_pipeline("run_squad", f"--train_file={data}", f"--predict_file={data}",
+                          f"--init_model_dir={pretrained}", f"--model_dir={run}",
+                          "--do_train", "--do_predict", *SMALL, "--learning_rate=2e-4",
+                          "--num_train_steps=80", "--save_checkpoints_steps=40")
+    assert "gradients do not exist" not in result.stdout + result.stderr.lower()
+    examples = {e.qid: e for e in read_squad(data)}
+    predictions = read(run / names.SQUAD_PREDICTIONS_FILE)
+    nbest = read(run / names.SQUAD_NBEST_FILE)
+    assert sorted(predictions) == sorted(examples)
+    assert not (run / names.SQUAD_NULL_ODDS_FILE).exists()  # v1.1
+    for qid, answer in predictions.items():
+        context = examples[qid].context
+        assert answer in context  # an exact substring, original casing
+        best = nbest[qid][0]
+        assert best["text"] == answer == context[best["start_char"]:best["end_char"]]
+        assert sum(e["probability"] for e in nbest[qid]) == pytest.approx(1.0)
+        assert len({e["text"] for e in nbest[qid]}) == len(nbest[qid]) <= 20
+    results = read(run / names.EVAL_RESULTS_FILE)
+    expected = squad_v1_scores(list(examples.values()), predictions)
+    assert results["exact_match"] == pytest.approx(expected["exact_match"])
+    assert results["f1"] == pytest.approx(expected["f1"])
+    # 80 steps on these 10 questions: it has learnt where their answers are (labels,
+    # windows and offsets agree; a model that points elsewhere scores near 0).
+    assert results["f1"] > 90, results
+    task = read(run / names.TASK_CONFIG_FILE)
+    assert task["task"] == "squad" and task["max_seq_length"] == 128
+    assert task["settings"] == {"version_2_with_negative": False, "doc_stride": 64,
+                                "max_query_length": 32, "max_answer_length": 30,
+                                "n_best_size": 20, "null_score_diff_threshold": 0.0}
+    # Prediction alone uses the directory, and refuses other window settings.
+    again = run_pipeline("run_squad", f"--predict_file={data}", f"--model_dir={run}",
+                         "--do_predict", *SMALL)
+    assert read(run / names.SQUAD_PREDICTIONS_FILE) == predictions, again.stdout
+    other = run_pipeline("run_squad", f"--predict_file={data}", f"--model_dir={run}",
+                         "--do_predict", *SMALL[1:], "--max_seq_length=384", check=False)
+    errors = [l for l in other.stderr.splitlines() if l.startswith("pipelines.run_squad")]
+    assert other.returncode == 2 and len(errors) == 1
+    assert "max_seq_length=384 (the model: 128)" in errors[0]
+
+
+def test_squad_v2_writes_null_odds_and_the_v2_breakdown(pretrained, tmp_path):
+    data = os.path.join(require_shared_data(), "squad", "dev-v2.0.json")  # 14, 6 without
+    run = tmp_path / "run"
+    run_pipeline("run_squad", "--version_2_with_negative", f"--train_file={data}",
+                 f"--predict_file={data}", f"--init_model_dir={pretrained}",
+                 f"--model_dir={run}", "--do_train", "--do_predict", *SMALL,
+                 "--num_train_steps=4", "--save_checkpoints_steps=4")
+    null_odds = read(run / names.SQUAD_NULL_ODDS_FILE)
+    predictions = read(run / names.SQUAD_PREDICTIONS_FILE)
+    assert sorted(null_odds) == sorted(predictions) and len(predictions) == 14
+    for qid, answer in predictions.items():
+        assert (answer == "") == (null_odds[qid] > 0.0)  # the default threshold 0
+    results = read(run / names.EVAL_RESULTS_FILE)
+    assert results["HasAns_total"] == 8 and results["NoAns_total"] == 6
+    assert {"best_f1", "best_f1_thresh", "best_exact", "best_exact_thresh"} <= set(results)
+
+
+def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_path):
+    import h5py
+
+    data = subset(tmp_path, os.path.join(require_shared_data(), "squad",
+                                         "train-v1.1-subset.json"), paragraphs=1)
+    flags = [f"--train_file={data}", f"--init_model_dir={pretrained}",
+             f"--model_dir={tmp_path / 'run'}", "--do_train", *SMALL,
+             "--num_train_steps=6", "--save_checkpoints_steps=3"]
+    run_pipeline("run_squad", *flags)
+
+    def weights():
+        out = {}
+        with h5py.File(tmp_path / "run" / names.WEIGHTS_FILE) as f:
+            f.visititems(lambda name, v: out.__setitem__(name, np.array(v))
+                         if isinstance(v, h5py.Dataset) else None)
+        return out
+
+    finished = weights()
+    os.remove(tmp_path / "run" / "checkpoints" / "ckpt-6.weights.h5")
+    os.remove(tmp_path / "run" / names.WEIGHTS_FILE)
+    resumed = run_pipeline("run_squad", *flags)
+    assert "Resuming at step 3 of 6" in resumed.stdout
+    for name, value in weights().items():
+        np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
+
+
+def test_bad_input_is_one_line_naming_the_question_and_nothing_is_written(pretrained,
+                                                                         tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [
+        {"context": "Normandy is in France.", "qas": [
+            {"id": "q7", "question": "Where?",
+             "answers": [{"text": "France", "answer_start": 3}]}]}]}]}))
+    result = run_pipeline("run_squad", f"--train_file={bad}", f"--init_model_dir={pretrained}",
+                          f"--model_dir={tmp_path / 'run'}", "--do_train", *SMALL,
+                          check=False)
+    errors = [l for l in result.stderr.splitlines() if l.startswith("pipelines.run_squad")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert "question 'q7': answer 'France' is not at answer_start=3" in errors[0]
+    assert not (tmp_path / "run").exists()
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
