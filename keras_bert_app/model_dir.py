@@ -91,6 +91,10 @@ class TaskConfig:
             value = settings[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"settings.{key}={value!r} must be a positive integer.")
+        if settings["max_query_length"] > self.max_seq_length - 4:
+            raise ValueError(f"settings.max_query_length={settings['max_query_length']} "
+                             "leaves no context piece in max_seq_length="
+                             f"{self.max_seq_length}.")
         if isinstance(settings["null_score_diff_threshold"], bool) or not isinstance(
                 settings["null_score_diff_threshold"], (int, float)):
             raise ValueError("settings.null_score_diff_threshold must be a number.")

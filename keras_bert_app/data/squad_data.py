@@ -70,6 +70,8 @@ def _load(path):
 
 def _layout(path, content):
     """`("official", articles)` or `("flat", records)`."""
+    if isinstance(content, dict) and "question" in content and "context" in content:
+        content = [content]  # JSON lines of one record
     items = content.get("data") if isinstance(content, dict) else content
     if not isinstance(items, list) or not items:
         raise ValueError(f"{path}: expected SQuAD's JSON (an object with a non-empty "

@@ -52,6 +52,9 @@ class SquadFeature:
 
 def window_starts(num_pieces, window_length, doc_stride):
     """Start offsets of the windows over `num_pieces` context pieces (Google's loop)."""
+    if window_length < 1 or doc_stride < 1:
+        raise ValueError(f"window_length={window_length} and doc_stride={doc_stride} "
+                         "must be positive.")
     starts, start = [], 0
     while True:
         starts.append(start)
@@ -116,12 +119,12 @@ def squad_features(examples, tokenizer, max_seq_length=384, doc_stride=128,
         is_training: set the answer labels (the first answer of each example).
         batch_size: examples tokenized per TensorFlow call.
     """
-    query_room = max_seq_length - 3 - 1  # at least one context piece per window
-    if max_query_length < 1 or min(max_query_length, query_room) < 1 or doc_stride < 1:
+    if not 1 <= max_query_length <= max_seq_length - 4 or doc_stride < 1:
         raise ValueError(f"max_seq_length={max_seq_length}, max_query_length="
                          f"{max_query_length}, doc_stride={doc_stride}: a window needs "
                          "[CLS] question [SEP] context [SEP] with at least one piece of "
-                         "each, and a positive stride.")
+                         "context (max_query_length <= max_seq_length - 4), and a "
+                         "positive stride.")
     cls_id = tokenizer.special_ids[names.CLS_TOKEN]
     sep_id = tokenizer.special_ids[names.SEP_TOKEN]
     features = []

@@ -160,16 +160,24 @@ def _tokenizer(vocab_file, text_config):
     return BertTokenizer(vocab_file, lower_case=text_config.do_lower_case)
 
 
-def _train(config, examples, distribution, manager):
+def _windows(path, examples, tokenizer, config, is_training=False):
     from keras_bert_app.data.squad_features import squad_features
+
+    try:
+        return squad_features(examples, tokenizer, config.max_seq_length,
+                              config.doc_stride, config.max_query_length, is_training)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _train(config, examples, distribution, manager):
     from keras_bert_app.model_dir import TaskConfig, save_span_labeler_dir
     from keras_bert_app.models import BertEncoder, BertPretrainer, BertSpanLabeler
 
     model_config, vocab_file, text_config, source_weights = runner.model_sources(config)
     model_config.validate_sequence_length(config.max_seq_length)
     tokenizer = _tokenizer(vocab_file, text_config)
-    features = squad_features(examples, tokenizer, config.max_seq_length,
-                              config.doc_stride, config.max_query_length, is_training=True)
+    features = _windows(config.train_file, examples, tokenizer, config, is_training=True)
     num_steps = config.num_train_steps or max(1, int(
         len(examples) * config.num_train_epochs / config.train_batch_size))
     save_steps = min(config.save_checkpoints_steps, num_steps)
@@ -239,6 +247,7 @@ def _trained(config, distribution):
                              + ", ".join(differ) + "; predict with the trained ones.")
         with distribution.scope():
             model, _ = load_span_labeler(directory)
+        _record_prediction_settings(directory, task, config, distribution.is_chief)
         text_config = TextConfig.from_json_file(os.path.join(directory,
                                                              names.TEXT_CONFIG_FILE))
         return model, _tokenizer(os.path.join(directory, names.VOCAB_FILE),
@@ -248,13 +257,28 @@ def _trained(config, distribution):
                      "directory: there is no model to predict with.")
 
 
+def _record_prediction_settings(directory, task, config, chief):
+    """A prediction may choose its own n-best size, answer length and null threshold
+    (v2.0's threshold is tuned on dev data after training); the directory then records
+    the latest, which the export takes, so served answers match predictions.json."""
+    from keras_bert_app.model_dir import TaskConfig
+
+    settings = dict(task.settings, **{k: getattr(config, k) for k in (
+        "n_best_size", "max_answer_length", "null_score_diff_threshold")})
+    if settings == task.settings or not chief:
+        return
+    changed = ", ".join(f"{k}={settings[k]!r} (was {task.settings[k]!r})"
+                        for k in settings if settings[k] != task.settings[k])
+    dataclasses.replace(task, settings=settings).to_json_file(
+        os.path.join(directory, names.TASK_CONFIG_FILE))
+    print(f"Recorded in {directory}/{names.TASK_CONFIG_FILE}: {changed}")
+
+
 def _predict(config, examples, model, tokenizer, step, chief):
-    from keras_bert_app.data.squad_features import squad_features
     from keras_bert_app.training.squad_metrics import squad_v1_scores, squad_v2_scores
     from keras_bert_app.training.squad_predictions import squad_predictions
 
-    features = squad_features(examples, tokenizer, config.max_seq_length,
-                              config.doc_stride, config.max_query_length)
+    features = _windows(config.predict_file, examples, tokenizer, config)
     logits = model.predict(_features_dataset(features, config.predict_batch_size),
                            verbose=0)
     predictions, nbest, null_odds = squad_predictions(
@@ -275,7 +299,10 @@ def _predict(config, examples, model, tokenizer, step, chief):
         return {}
     # Scored as the official evaluation scripts score them.
     if config.version_2_with_negative:
-        results = squad_v2_scores(examples, predictions, na_probs=null_odds)
+        # "No answer" above the run's threshold, as predictions.json answers (for a
+        # threshold <= 1 the official script's default of 1.0 scores the same).
+        results = squad_v2_scores(examples, predictions, na_probs=null_odds,
+                                  na_prob_thresh=config.null_score_diff_threshold)
     else:
         results = squad_v1_scores(examples, predictions)
     if step is not None:

@@ -144,8 +144,10 @@ def squad_v2_scores(examples, predictions, na_probs=None, na_prob_thresh=1.0):
         if qids:
             # Over the predicted questions of the kind (the script requires a
             # prediction for every question; unpredicted ones are `missing` here).
-            part = _eval_dict(exact_scores, f1_scores, [q for q in qids if q in exact_scores])
-            report.update({f"{name}_{k}": v for k, v in part.items()})
+            predicted = [q for q in qids if q in exact_scores]
+            if predicted:
+                part = _eval_dict(exact_scores, f1_scores, predicted)
+                report.update({f"{name}_{k}": v for k, v in part.items()})
     if na_probs is not None:
         for name, raw in (("exact", exact_raw), ("f1", f1_raw)):
             best, threshold = _best_threshold(predictions, raw, na_probs, has_answer)

@@ -62,26 +62,35 @@ def squad_predictions(examples, features, start_logits, end_logits, n_best_size=
                         continue
                     candidates.append(Candidate(index, int(start), int(end),
                                                 float(starts[start]), float(ends[end])))
+        null = None
+        if version_2_with_negative and null_score < math.inf:
+            # "No answer" competes with the spans for a place in the n-best list.
+            null = Candidate(None, 0, 0, *null_logits)
+            candidates.append(null)
         candidates.sort(key=lambda c: c.start_logit + c.end_logit, reverse=True)
         entries, seen = [], set()
+
+        def entry(c):
+            if c.feature is None:
+                return {"text": "", "start_logit": c.start_logit,
+                        "end_logit": c.end_logit, "start_char": -1, "end_char": -1}
+            spans = features[c.feature].char_spans
+            start_char, end_char = int(spans[c.start][0]), int(spans[c.end][1])
+            return {"text": example.context[start_char:end_char],
+                    "start_logit": c.start_logit, "end_logit": c.end_logit,
+                    "start_char": start_char, "end_char": end_char}
+
         for c in candidates:
             if len(entries) >= n_best_size:
                 break
-            spans = features[c.feature].char_spans
-            start_char, end_char = int(spans[c.start][0]), int(spans[c.end][1])
-            text = example.context[start_char:end_char]
-            if text in seen:
+            made = entry(c)
+            if made["text"] in seen:
                 continue
-            seen.add(text)
-            entries.append({"text": text, "start_logit": c.start_logit,
-                            "end_logit": c.end_logit, "start_char": start_char,
-                            "end_char": end_char})
-        best_span = entries[0] if entries else None
-        if version_2_with_negative and null_score < math.inf:
-            entries.append({"text": "", "start_logit": null_logits[0],
-                            "end_logit": null_logits[1], "start_char": -1,
-                            "end_char": -1})
-            entries.sort(key=lambda e: e["start_logit"] + e["end_logit"], reverse=True)
+            seen.add(made["text"])
+            entries.append(made)
+        if null is not None and "" not in seen:
+            entries.append(entry(null))  # as Google: "no answer" is always listed
+        best_span = next((e for e in entries if e["text"]), None)
         totals = np.array([e["start_logit"] + e["end_logit"] for e in entries])
         if len(totals):
             weights = np.exp(totals - totals.max())

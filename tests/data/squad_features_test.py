@@ -59,7 +59,7 @@ def test_a_window_is_cls_question_sep_context_sep(tokenizer):
     example = SquadExample("q", "Where is it?", "It is in Paris, France.",
                            (("Paris", 9),))
     (feature,) = squad_features([example], tokenizer, max_seq_length=32,
-                                is_training=True)
+                                max_query_length=16, is_training=True)
     vocab = tokenizer.vocab
     used = int(feature.input_mask.sum())
     tokens = [vocab[i] for i in feature.input_word_ids[:used]]
@@ -77,7 +77,7 @@ def test_offsets_survive_lower_casing_accents_and_multi_byte_characters(tokenize
     context = "Café Über (1895–1943) naïve ÉCOLE"
     example = SquadExample("q", "When?", context, (("1895–1943", 11),))
     (feature,) = squad_features([example], tokenizer, max_seq_length=48,
-                                is_training=True)
+                                max_query_length=16, is_training=True)
     start = feature.char_spans[feature.start_position][0]
     end = feature.char_spans[feature.end_position][1]
     assert context[start:end] == "1895–1943"
@@ -119,8 +119,9 @@ def test_a_100000_word_context_becomes_windows_covering_it(tokenizer):
     context = " ".join(["word"] * 100_000)
     example = SquadExample("long", "Which word?", context, ())
     features = squad_features([example], tokenizer, max_seq_length=384, doc_stride=128)
-    # 100,000 pieces, windows of 384 - 6 - 3 = 375, starts 128 apart.
-    # The last start is 779 * 128 = 99,712, the first with start + 375 >= 100,000.
+    # 100,000 pieces; "which word?" is 3 pieces, so windows of 384 - 3 - 3 = 378
+    # pieces start 128 apart.
+    # The last start is 779 * 128 = 99,712, the first with start + 378 >= 100,000.
     assert len(features) == 780
     assert sum(int(f.max_context.sum()) for f in features) == 100_000
 
@@ -140,6 +141,38 @@ def test_real_squad_answers_are_covered_by_their_labels(tokenizer):
         exact += examples[f.example_index].context[first:last] == text
     # The rest end inside a word ("Tibet" of "Tibetan"): a piece is the smallest unit.
     assert exact / len(labelled) > 0.98
+
+
+def test_a_question_room_that_leaves_no_context_is_refused(tokenizer):
+    example = SquadExample("q", "one two three four five six seven eight nine ten",
+                           "Some context.", (("context", 5),))
+    with pytest.raises(ValueError, match="max_query_length <= max_seq_length - 4"):
+        squad_features([example], tokenizer, max_seq_length=8, max_query_length=64)
+    with pytest.raises(ValueError, match="window_length=0"):
+        window_starts(10, 0, 3)
+
+
+def test_a_window_holding_only_part_of_the_answer_is_labelled_at_cls(tokenizer):
+    # A 4-piece answer across the end of the first window: windows of 24 - 2 - 3 = 19
+    # pieces ("which?" is 2), the answer at pieces 17-20.
+    context = " ".join(["word"] * 17 + ["alpha", "beta", "gamma", "delta"] +
+                       ["word"] * 20)
+    start = context.index("alpha")
+    example = SquadExample("q", "Which?", context,
+                           (("alpha beta gamma delta", start),))
+    features = squad_features([example], tokenizer, max_seq_length=24, doc_stride=8,
+                              max_query_length=4, is_training=True)
+    vocab = tokenizer.vocab
+    for f in features:
+        pieces = [vocab[i] for i, (s, _) in zip(f.input_word_ids, f.char_spans) if s >= 0]
+        whole = all(w in pieces for w in ("alpha", "beta", "gamma", "delta"))
+        if whole:
+            assert vocab[f.input_word_ids[f.start_position]] == "alpha"
+            assert vocab[f.input_word_ids[f.end_position]] == "delta"
+        else:
+            assert f.start_position == f.end_position == 0, pieces
+    assert any("alpha" in [vocab[i] for i in f.input_word_ids] and f.start_position == 0
+               for f in features)  # a window with the answer's start only
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 
 from keras_bert_app import names
 from keras_bert_app.data.squad_data import read_squad
-from keras_bert_app.training.squad_metrics import squad_v1_scores
+from keras_bert_app.training.squad_metrics import squad_v1_scores, squad_v2_scores
 from tests.helpers import require_minilm, require_shared_data, run_pipeline
 
 SMALL = ["--max_seq_length=128", "--doc_stride=64", "--max_query_length=32",
@@ -102,7 +102,19 @@ def test_squad_v2_writes_null_odds_and_the_v2_breakdown(pretrained, tmp_path):
         assert (answer == "") == (null_odds[qid] > 0.0)  # the default threshold 0
     results = read(run / names.EVAL_RESULTS_FILE)
     assert results["HasAns_total"] == 8 and results["NoAns_total"] == 6
-    assert {"best_f1", "best_f1_thresh", "best_exact", "best_exact_thresh"} <= set(results)
+    expected = squad_v2_scores(read_squad(data, True), predictions, na_probs=null_odds,
+                               na_prob_thresh=0.0)
+    for key in ("exact", "f1", "best_f1", "best_f1_thresh", "best_exact"):
+        assert results[key] == pytest.approx(expected[key]), key
+    # A tuned threshold: predicted again with it, and recorded for the export.
+    tuned = results["best_f1_thresh"]
+    run_pipeline("run_squad", "--version_2_with_negative", f"--predict_file={data}",
+                 f"--model_dir={run}", "--do_predict", *SMALL,
+                 f"--null_score_diff_threshold={tuned}")
+    assert read(run / names.TASK_CONFIG_FILE)["settings"][
+        "null_score_diff_threshold"] == pytest.approx(tuned)
+    for qid, answer in read(run / names.SQUAD_PREDICTIONS_FILE).items():
+        assert (answer == "") == (null_odds[qid] > tuned)
 
 
 def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_path):

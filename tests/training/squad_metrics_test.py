@@ -96,5 +96,11 @@ def test_v2_needs_a_no_answer_probability_for_every_prediction():
         squad_v2_scores(v2_data(), {"a1": "Rollo", "n1": ""}, na_probs={"a1": 0.2})
 
 
+def test_v2_leaves_out_a_breakdown_without_predictions():
+    scores = squad_v2_scores(v2_data(), {"n1": "", "n2": ""})
+    assert scores["NoAns_total"] == 2 and "HasAns_total" not in scores
+    assert scores["exact"] == 100.0 and scores["missing"] == 2
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -97,5 +97,31 @@ def test_mismatched_logits_are_refused():
                           [logits(), logits()])
 
 
+def test_the_same_text_from_two_windows_is_listed_once():
+    # Both windows score the same span "Rollo" highest.
+    predictions, nbest, _ = squad_predictions(
+        [EXAMPLE], [feature(window=0), feature(window=1)],
+        [logits(p3=6.0, p4=1.0), logits(p3=5.0)], [logits(p3=6.0, p5=1.0), logits(p3=5.0)],
+        n_best_size=3)
+    texts = [e["text"] for e in nbest["q1"]]
+    assert texts.count("Rollo") == 1 and texts[0] == "Rollo"
+    assert len(texts) == 3
+
+
+def test_v2_no_answer_takes_its_place_within_the_n_best_as_google_lists_it():
+    starts, ends = [logits(p0=2.5, p3=3.0, p4=1.0)], [logits(p0=2.5, p3=3.0, p5=1.0)]
+    _, nbest, _ = squad_predictions([EXAMPLE], [feature()], starts, ends, n_best_size=3,
+                                    version_2_with_negative=True)
+    # Totals: Rollo 6, "" 5, "Rollo led the" 4, …: the list stops at three.
+    texts = [e["text"] for e in nbest["q1"]]
+    assert len(texts) == 3 and texts[:2] == ["Rollo", ""]
+    # Ranked below the cut, "no answer" is still appended (n + 1 entries).
+    _, nbest, _ = squad_predictions([EXAMPLE], [feature()], [logits(p0=-5.0, p3=3.0,
+                                                                    p4=1.0)],
+                                    [logits(p0=-5.0, p3=3.0, p5=1.0)], n_best_size=3,
+                                    version_2_with_negative=True)
+    assert len(nbest["q1"]) == 4 and nbest["q1"][-1]["text"] == ""
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
