@@ -13,12 +13,11 @@ from keras_bert_app.config import BertConfig
 from keras_bert_app.training import runner
 from keras_bert_app.training.classifier_inputs import ClassifierData, read_classifier_data
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
-from keras_bert_app.training.distribution import STRATEGIES, create_distribution
+from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution
-from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
-from keras_bert_app.training.runner import PRECISIONS, one_of
+from keras_bert_app.training.optimizers import create_optimizer
+from keras_bert_app.training.runner import one_of
 
-DEFAULT_SEED = 12345
 # checkpoints/best/: the best evaluated weights and their record.
 BEST_DIR = "best"
 BEST_RECORD = "best.json"
@@ -90,13 +89,11 @@ class ClassifierRunConfig:
     save_checkpoints_steps: int = None  # default: one epoch
     log_steps: int = None
     keep_checkpoint_max: int = 3
-    seed: int = DEFAULT_SEED
+    seed: int = runner.DEFAULT_SEED
     verbose: object = "auto"
 
     def __post_init__(self):
-        one_of("mixed_precision", self.mixed_precision, PRECISIONS)
-        one_of("distribution_strategy", self.distribution_strategy, STRATEGIES)
-        one_of("optimizer", self.optimizer, OPTIMIZERS)
+        runner.check_execution(self)
         if self.problem_type is not None:
             one_of("problem_type", self.problem_type, names.PROBLEM_TYPES)
         if not (self.do_train or self.do_eval or self.do_predict):
@@ -123,11 +120,6 @@ class ClassifierRunConfig:
             raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1].")
         if self.num_train_steps is None and not self.num_train_epochs > 0:
             raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive.")
-        if self.jit_compile not in ("auto", True, False):
-            raise ValueError(f"jit_compile={self.jit_compile!r}; expected 'auto', True "
-                             "or False.")
-        if self.seed is None:
-            raise ValueError("seed=None: a resumed run needs the seed of the first one.")
 
 
 def run_classifier(config, distribution=None):

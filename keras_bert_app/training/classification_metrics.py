@@ -43,6 +43,18 @@ def _mcc(confusion):
     return float(np.clip(covariance / np.sqrt(variance_true * variance_predicted), -1, 1))
 
 
+def _finite_arrays(labels, outputs, what):
+    """Both as float64 arrays; none empty, NaN or infinite."""
+    labels = np.asarray(labels, np.float64)
+    outputs = np.asarray(outputs, np.float64)
+    if labels.size == 0 or outputs.size == 0:
+        raise ValueError(f"no examples to compute {what} on")
+    for name, values in (("labels", labels), ("outputs", outputs)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"the {name} contain NaN or infinity; metrics are undefined")
+    return labels, outputs
+
+
 def confusion_matrix(labels, outputs):
     """Counts of (true label, predicted label) over a single-label evaluation set.
 
@@ -54,13 +66,7 @@ def confusion_matrix(labels, outputs):
         int64 [k, k]: rows are true labels, columns predicted labels, in id order
         (`[i, j]` counts examples of class i predicted as j); the total is n.
     """
-    labels = np.asarray(labels, np.float64)
-    outputs = np.asarray(outputs, np.float64)
-    if labels.size == 0 or outputs.size == 0:
-        raise ValueError("no examples to compute a confusion matrix on")
-    for what, values in (("labels", labels), ("outputs", outputs)):
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"the {what} contain NaN or infinity; metrics are undefined")
+    labels, outputs = _finite_arrays(labels, outputs, "a confusion matrix")
     if outputs.ndim != 2 or outputs.shape[1] < 2:
         raise ValueError(f"single_label outputs must be probabilities [n, classes >= 2]; "
                          f"got shape {outputs.shape}")
@@ -157,13 +163,7 @@ def classification_metrics(problem_type, labels, outputs, label_names=None):
     """
     if problem_type not in PROBLEM_TYPES:
         raise ValueError(f"problem_type {problem_type!r} is not one of {PROBLEM_TYPES}")
-    labels = np.asarray(labels, np.float64)
-    outputs = np.asarray(outputs, np.float64)
-    if labels.size == 0 or outputs.size == 0:
-        raise ValueError("no examples to compute metrics on")
-    for what, values in (("labels", labels), ("outputs", outputs)):
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"the {what} contain NaN or infinity; metrics are undefined")
+    labels, outputs = _finite_arrays(labels, outputs, "metrics")
     if problem_type == names.SINGLE_LABEL:
         metrics = _single_label(labels, outputs, label_names)
     elif problem_type == names.MULTI_LABEL:

@@ -12,17 +12,16 @@ from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.training import pretraining_inputs as inputs
 from keras_bert_app.training import runner
-from keras_bert_app.training.runner import PRECISIONS, one_of
+from keras_bert_app.training.runner import one_of
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
-from keras_bert_app.training.distribution import STRATEGIES, create_distribution
+from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import (evaluate_to_the_end,
                                                        prepare_for_distribution)
-from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
+from keras_bert_app.training.optimizers import create_optimizer
 
 INPUT_FORMATS = ("auto", "tfrecord", "text")
 RUN_CONFIG_FILE = names.PRETRAINING_RUN_FILE
 EVAL_RESULTS_FILE = names.EVAL_RESULTS_FILE
-DEFAULT_SEED = 12345  # Google's create_pretraining_data random_seed
 # Settings a resumed run must share with the run it continues: they decide which
 # batches the checkpointed step stands for.
 RESUME_SETTINGS = ("input_file", "seed", "train_batch_size", "input_format",
@@ -87,7 +86,7 @@ class PretrainingRunConfig:
     # Initial weights and the input stream. Fixed by default, so that every worker of
     # a multi-worker run (and a resumed run) sees the same stream and starts from the
     # same weights: DATA sharding of that stream is then disjoint.
-    seed: int = DEFAULT_SEED
+    seed: int = runner.DEFAULT_SEED
     skip_corrupt_records: bool = False
     # Evaluation (Google's run_pretraining --do_eval): held-out masked-LM and NSP
     # accuracy/loss on eval_input_file (default input_file), to eval_results.json and
@@ -101,17 +100,9 @@ class PretrainingRunConfig:
 
     def __post_init__(self):
         one_of("input_format", self.input_format, INPUT_FORMATS)
-        one_of("mixed_precision", self.mixed_precision, PRECISIONS)
-        one_of("distribution_strategy", self.distribution_strategy, STRATEGIES)
-        one_of("optimizer", self.optimizer, OPTIMIZERS)
+        runner.check_execution(self)
         one_of("sentence_prediction", self.sentence_prediction,
                 names.SENTENCE_PREDICTION_MODES)
-        if self.jit_compile not in ("auto", True, False):
-            raise ValueError(f"jit_compile={self.jit_compile!r}; expected 'auto', True "
-                             "or False.")
-        if self.seed is None:
-            raise ValueError("seed=None: a run needs a seed shared by its workers and "
-                             "by a resumed run (the default is fixed).")
         if not (self.do_train or self.do_eval):
             raise ValueError("Nothing to do: do_train and do_eval are both false.")
         for field in ("train_batch_size", "num_train_steps", "steps_per_execution",

@@ -18,6 +18,9 @@ from keras_bert_app.training import callbacks as run_callbacks
 from keras_bert_app.training.checkpointing import write_json
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Google's create_pretraining_data random_seed; every run's default, so that the
+# workers of a multi-worker run and a resumed run share it.
+DEFAULT_SEED = 12345
 
 
 def default_log_steps(save_checkpoints_steps, steps_per_execution):
@@ -167,6 +170,23 @@ def model_sources(config):
             pretrainer, config.init_checkpoint, config.vocab_file,
             config.do_lower_case).format())
     return config.bert_config, config.vocab_file, text_config, source
+
+
+def check_execution(config):
+    """The settings every training run config has (`mixed_precision`,
+    `distribution_strategy`, `optimizer`, `jit_compile`, `seed`), checked once."""
+    from keras_bert_app.training.distribution import STRATEGIES
+    from keras_bert_app.training.optimizers import OPTIMIZERS
+
+    one_of("mixed_precision", config.mixed_precision, PRECISIONS)
+    one_of("distribution_strategy", config.distribution_strategy, STRATEGIES)
+    one_of("optimizer", config.optimizer, OPTIMIZERS)
+    if config.jit_compile not in ("auto", True, False):
+        raise ValueError(f"jit_compile={config.jit_compile!r}; expected 'auto', True "
+                         "or False.")
+    if config.seed is None:
+        raise ValueError("seed=None: a run needs a seed shared by its workers and by a "
+                         "resumed run (the default is fixed).")
 
 
 def one_of(name, value, allowed):

@@ -12,12 +12,10 @@ from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.training import runner
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
-from keras_bert_app.training.distribution import STRATEGIES, create_distribution
+from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution
-from keras_bert_app.training.optimizers import OPTIMIZERS, create_optimizer
-from keras_bert_app.training.runner import PRECISIONS, one_of
+from keras_bert_app.training.optimizers import create_optimizer
 
-DEFAULT_SEED = 12345
 # What a resumed run must share with the run it continues.
 RESUME_SETTINGS = ("train_file", "version_2_with_negative", "seed", "train_batch_size",
                    "max_seq_length", "doc_stride", "max_query_length", "num_train_epochs",
@@ -77,13 +75,11 @@ class SquadRunConfig:
     save_checkpoints_steps: int = 1000
     log_steps: int = None
     keep_checkpoint_max: int = 3
-    seed: int = DEFAULT_SEED
+    seed: int = runner.DEFAULT_SEED
     verbose: object = "auto"
 
     def __post_init__(self):
-        one_of("mixed_precision", self.mixed_precision, PRECISIONS)
-        one_of("distribution_strategy", self.distribution_strategy, STRATEGIES)
-        one_of("optimizer", self.optimizer, OPTIMIZERS)
+        runner.check_execution(self)
         if not (self.do_train or self.do_predict):
             raise ValueError("Nothing to do: set do_train and/or do_predict.")
         for flag, file in (("do_train", self.train_file), ("do_predict", self.predict_file)):
@@ -102,9 +98,6 @@ class SquadRunConfig:
             raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1].")
         if self.num_train_steps is None and not self.num_train_epochs > 0:
             raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive.")
-        if self.jit_compile not in ("auto", True, False):
-            raise ValueError(f"jit_compile={self.jit_compile!r}; expected 'auto', True "
-                             "or False.")
 
     @property
     def settings(self):
@@ -261,8 +254,6 @@ def _record_prediction_settings(directory, task, config, chief):
     """A prediction may choose its own n-best size, answer length and null threshold
     (v2.0's threshold is tuned on dev data after training); the directory then records
     the latest, which the export takes, so served answers match predictions.json."""
-    from keras_bert_app.model_dir import TaskConfig
-
     settings = dict(task.settings, **{k: getattr(config, k) for k in (
         "n_best_size", "max_answer_length", "null_score_diff_threshold")})
     if settings == task.settings or not chief:
