@@ -243,11 +243,27 @@ def test_evaluate_to_the_end_reads_every_batch_without_the_warning():
     model.compile(loss="mse")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        warnings.warn("another warning", UserWarning)
         results = evaluate_to_the_end(model, _finite_dataset_of_unknown_length(),
                                       return_dict=True, verbose=0)
-    assert [str(w.message) for w in caught] == ["another warning"]
+    assert not [w for w in caught if END_OF_DATA_WARNING in str(w.message)]
     assert results["loss"] == pytest.approx(1.0)  # zero outputs, targets 1: every batch
+
+
+def test_evaluate_to_the_end_lets_other_warnings_through(monkeypatch):
+    import warnings
+
+    model = keras.Sequential([keras.layers.Dense(1)])
+
+    def evaluate(*args, **kwargs):  # warns as Keras does at the end, and otherwise
+        warnings.warn(END_OF_DATA_WARNING + "; interrupting training.", UserWarning)
+        warnings.warn("another warning", UserWarning)
+        return {}
+
+    monkeypatch.setattr(model, "evaluate", evaluate)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate_to_the_end(model, None)
+    assert [str(w.message) for w in caught] == ["another warning"]
 
 
 if __name__ == "__main__":
