@@ -6,6 +6,12 @@ Text-in classifier for TF Serving, from a fine-tuned model directory
     python -m pipelines.export_savedmodel --export_type=classifier \
         --init_model_dir=MODEL_DIR --export_path=saved_models/my_classifier
 
+Text-in SQuAD question answering (question and context in, the answer out), from a
+fine-tuned SQuAD directory (`run_squad --model_dir`), also versioned:
+
+    python -m pipelines.export_savedmodel --export_type=squad \
+        --init_model_dir=MODEL_DIR --export_path=saved_models/my_squad
+
 TF Hub-style encoder (pre-trained or fine-tuned directory), optionally with the
 masked-LM head as `.mlm` (pre-trained directories), also versioned:
 
@@ -33,16 +39,18 @@ from absl import flags  # noqa: E402
 from pipelines.errors import run  # noqa: E402
 
 from keras_bert_app.export import (build_preprocessor, export_classifier,  # noqa: E402
-                                   export_encoder, export_preprocessing)
+                                   export_encoder, export_preprocessing, export_squad)
 
 CLASSIFIER, ENCODER, ENCODER_WITH_MLM = "classifier", "encoder", "encoder_with_mlm"
+SQUAD = "squad"
 PREPROCESSING = "preprocessing"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("export_type", PREPROCESSING,
-                  [PREPROCESSING, CLASSIFIER, ENCODER, ENCODER_WITH_MLM],
+                  [PREPROCESSING, CLASSIFIER, SQUAD, ENCODER, ENCODER_WITH_MLM],
                   "What to export: the text preprocessing; a fine-tuned classifier, raw "
-                  "text in, answers out (TF Serving); the encoder (TF Hub interface), "
+                  "text in, answers out (TF Serving); a fine-tuned SQuAD model, question "
+                  "and context in, the answer out; the encoder (TF Hub interface), "
                   "with the masked-LM head as .mlm for encoder_with_mlm.")
 flags.DEFINE_string("export_path", None,
                     "preprocessing: the SavedModel directory to write. Other types: the "
@@ -50,7 +58,8 @@ flags.DEFINE_string("export_path", None,
                     "becomes its next integer-named subdirectory.")
 flags.DEFINE_string("init_model_dir", None,
                     "Model directory: pre-trained (vocab.txt + text_config.json suffice "
-                    "for preprocessing) or, for classifier, fine-tuned by run_classifier.")
+                    "for preprocessing) or fine-tuned: by run_classifier for classifier, "
+                    "by run_squad for squad.")
 flags.DEFINE_string("vocab_file", None,
                     "preprocessing only: WordPiece vocabulary, one token per line.")
 flags.DEFINE_bool("do_lower_case", None,
@@ -84,6 +93,8 @@ def main(argv):
                          "settings and sequence length from --init_model_dir.")
     if FLAGS.export_type == CLASSIFIER:
         version_dir = export_classifier(FLAGS.export_path, model_dir=FLAGS.init_model_dir)
+    elif FLAGS.export_type == SQUAD:
+        version_dir = export_squad(FLAGS.export_path, model_dir=FLAGS.init_model_dir)
     else:
         version_dir = export_encoder(FLAGS.export_path, FLAGS.init_model_dir,
                                      with_mlm=FLAGS.export_type == ENCODER_WITH_MLM)

@@ -176,7 +176,8 @@ def _windows(example_index, example, query, ids, spans, max_seq_length, doc_stri
         feature.input_word_ids[:used] = word_ids
         feature.input_mask[:used] = 1
         feature.input_type_ids[offset:used] = 1  # the context and its closing [SEP]
-        feature.char_spans[offset:offset + length] = spans[start:start + length]
+        if length:  # a context of only spaces or control characters has no piece
+            feature.char_spans[offset:offset + length] = spans[start:start + length]
         feature.max_context[offset:offset + length] = [
             is_max_context(starts, lengths, window, start + i) for i in range(length)]
         if answer is not None and start <= answer[0] and answer[1] < start + length:

@@ -10,7 +10,10 @@ the list. SQuAD v2.0: the null score is the smallest `[CLS]` start + end logit o
 the windows; the answer is empty when null score − best span score exceeds
 `null_score_diff_threshold` (that difference is the question's `null_odds`).
 
-Differences from Google's code: the text is `context[start_char:end_char]` of the
+Differences from Google's code: the n best starts and ends are chosen among the
+window's real positions (Google's also rank its padding, whose logits depend on how
+far the batch was padded: the served model pads to the longest window of a request);
+the text is `context[start_char:end_char]` of the
 span's pieces (an exact substring; Google detokenises and realigns with the
 whitespace-split text), and an example with no valid span answers "" where Google
 writes the string "empty".
@@ -24,8 +27,10 @@ import numpy as np
 Candidate = collections.namedtuple("Candidate", "feature start end start_logit end_logit")
 
 
-def _top(logits, n):
-    return np.argsort(-np.asarray(logits), kind="stable")[:n]
+def _top(logits, n, real):
+    """The `n` highest positions among the real ones (lower index first on ties)."""
+    order = np.argsort(-np.asarray(logits), kind="stable")
+    return order[np.asarray(real, bool)[order]][:n]
 
 
 def squad_predictions(examples, features, start_logits, end_logits, n_best_size=20,
@@ -53,10 +58,11 @@ def squad_predictions(examples, features, start_logits, end_logits, n_best_size=
             if float(starts[0] + ends[0]) < null_score:  # [CLS]: no answer here
                 null_score = float(starts[0] + ends[0])
                 null_logits = (float(starts[0]), float(ends[0]))
-            for start in _top(starts, n_best_size):
+            real = feature.input_mask
+            for start in _top(starts, n_best_size, real):
                 if feature.char_spans[start][0] < 0 or not feature.max_context[start]:
                     continue
-                for end in _top(ends, n_best_size):
+                for end in _top(ends, n_best_size, real):
                     if feature.char_spans[end][0] < 0 or end < start or \
                             end - start + 1 > max_answer_length:
                         continue

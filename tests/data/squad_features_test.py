@@ -115,6 +115,15 @@ def test_the_question_is_cut_to_max_query_length(tokenizer):
     assert feature.input_type_ids.tolist().index(1) == 1 + 3 + 1
 
 
+def test_a_context_of_characters_the_tokenizer_drops_is_one_empty_window(tokenizer):
+    # Zero-width and control characters pass the reader's "non-empty" check.
+    example = SquadExample("q", "What?", "\u200b\u0007", ())
+    (feature,) = squad_features([example], tokenizer, max_seq_length=16,
+                                max_query_length=8)
+    assert int(feature.input_mask.sum()) == 1 + 2 + 1 + 1  # [CLS] what ? [SEP] [SEP]
+    assert (feature.char_spans == -1).all() and not feature.max_context.any()
+
+
 def test_a_100000_word_context_becomes_windows_covering_it(tokenizer):
     context = " ".join(["word"] * 100_000)
     example = SquadExample("long", "Which word?", context, ())

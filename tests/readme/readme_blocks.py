@@ -166,6 +166,11 @@ SPECS = {
                "--max_query_length=32 --predict_batch_size=32")),
         expect=(r"^eval_results: exact_match=\d+\.\d+, f1=\d+\.\d+, .*missing=0, "
                 r"total=\d+$",)),
+    "export-squad": Spec(
+        "shell", needs=("squad",), requires=("minilm", "shared_data"),
+        expect=(r"^Wrote the squad SavedModel, version 1, to {work}/serving/squad/1$",
+                r"^Result for output key answer:\n\[b'[^']*'\]$",
+                r"^Result for output key start_char:\n\[-?\d+\]$")),
     "fine-tune-own-files": Spec(
         "chain", needs=("fine-tune-sst2",),
         expect=(r"^eval_results: accuracy=[01]\.\d+, .*eval_examples=32,",)),

@@ -1,7 +1,8 @@
 """`pipelines.run_squad` on real SQuAD articles with the real MiniLM weights (tiny
 windows and few steps): Google's output files, answers that are exact substrings of
 the contexts, official scores that agree with the written predictions, v2.0's null
-odds, resume after a kill, settings a prediction must share, one-line input errors."""
+odds, resume after a kill, settings a prediction must share, one-line input errors;
+the text-in export of each trained directory answers as predictions.json does."""
 
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 from keras_bert_app import names
 from keras_bert_app.data.squad_data import read_squad
 from keras_bert_app.training.squad_metrics import squad_v1_scores, squad_v2_scores
+from tests.export.tf_only_check import run_check
 from tests.helpers import require_minilm, require_shared_data, run_pipeline
 
 SMALL = ["--max_seq_length=128", "--doc_stride=64", "--max_query_length=32",
@@ -86,6 +88,29 @@ def test_trains_predicts_and_scores_squad_v1_1(pretrained, tmp_path):
     errors = [l for l in other.stderr.splitlines() if l.startswith("pipelines.run_squad")]
     assert other.returncode == 2 and len(errors) == 1
     assert "max_seq_length=384 (the model: 128)" in errors[0]
+    # The text-in export answers as predictions.json does, offsets included.
+    outputs, stdout = served(run, list(examples.values()), tmp_path)
+    assert "Wrote the squad SavedModel, version 1" in stdout
+    for out in outputs:
+        assert [a.decode() for a in out[names.ANSWER]] == [
+            predictions[qid] for qid in examples]
+        assert [(s, e) for s, e in zip(out[names.START_CHAR], out[names.END_CHAR])] == [
+            (nbest[qid][0]["start_char"], nbest[qid][0]["end_char"]) for qid in examples]
+
+
+def served(run, examples, tmp_path):
+    """Exports the run's directory with the pipeline and answers `examples` with it in
+    a process that has only TensorFlow and TF Text (eagerly and as TF Serving runs
+    it); returns both outputs and the pipeline's stdout."""
+    base = tmp_path / "export"
+    export = run_pipeline("export_savedmodel", "--export_type=squad",
+                          f"--init_model_dir={run}", f"--export_path={base}")
+    check = run_check({"models": {"squad": str(base / "1")}, "cases": [{
+        "id": "dev", "model": "squad", "call": "serving_default",
+        "inputs": {names.QUESTION: [e.question for e in examples],
+                   names.CONTEXT: [e.context for e in examples]}}]}, str(tmp_path))
+    case = check["cases"]["dev"]
+    return [case["eager"]["outputs"], case["session"]["outputs"]], export.stdout
 
 
 def test_squad_v2_writes_null_odds_and_the_v2_breakdown(pretrained, tmp_path):
@@ -113,8 +138,19 @@ def test_squad_v2_writes_null_odds_and_the_v2_breakdown(pretrained, tmp_path):
                  f"--null_score_diff_threshold={tuned}")
     assert read(run / names.TASK_CONFIG_FILE)["settings"][
         "null_score_diff_threshold"] == pytest.approx(tuned)
-    for qid, answer in read(run / names.SQUAD_PREDICTIONS_FILE).items():
+    predictions = read(run / names.SQUAD_PREDICTIONS_FILE)
+    for qid, answer in predictions.items():
         assert (answer == "") == (null_odds[qid] > tuned)
+    # The export takes the tuned threshold: it answers as predictions.json does.
+    examples = read_squad(data, True)
+    outputs, _ = served(run, examples, tmp_path)
+    for out in outputs:
+        assert [a.decode() for a in out[names.ANSWER]] == [predictions[e.qid]
+                                                           for e in examples]
+        assert out[names.HAS_ANSWER].tolist() == [bool(predictions[e.qid])
+                                                  for e in examples]
+        np.testing.assert_allclose(out[names.NULL_ODDS],
+                                   [null_odds[e.qid] for e in examples], atol=1e-4)
 
 
 def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_path):

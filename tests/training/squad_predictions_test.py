@@ -23,7 +23,9 @@ def feature(example_index=0, window=0, max_context=True):
     flags = np.zeros(SEQ, bool)
     flags[3:3 + len(PIECES)] = max_context
     zeros = np.zeros(SEQ, np.int32)
-    return SquadFeature(example_index, window, zeros, zeros, zeros, spans, flags)
+    # [CLS] q q [SEP] 7 pieces [SEP], then one padding position (11).
+    mask = (np.arange(SEQ) < 4 + len(PIECES)).astype(np.int32)
+    return SquadFeature(example_index, window, zeros, mask, zeros, spans, flags)
 
 
 def logits(**at):
@@ -59,6 +61,16 @@ def test_spans_outside_the_context_reversed_or_too_long_are_not_answers():
     for entry in nbest["q1"]:
         pieces = [p for p in PIECES if entry["start_char"] <= p[0] < entry["end_char"]]
         assert 1 <= len(pieces) <= 2, entry
+
+
+def test_padding_takes_no_place_among_the_n_best_starts_and_ends():
+    # The padding position's logits are the highest; with n_best_size=1 it would be
+    # the only start and end considered, and there would be no answer. (The served
+    # model pads to the longest window of a request, so padding must not count.)
+    starts, ends = logits(p11=9.0, p4=2.0), logits(p11=9.0, p5=2.0)
+    predictions, _, _ = squad_predictions([EXAMPLE], [feature()], [starts], [ends],
+                                          n_best_size=1)
+    assert predictions == {"q1": "led the"}
 
 
 def test_an_answer_starts_only_in_its_max_context_window():
