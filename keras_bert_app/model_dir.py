@@ -12,8 +12,8 @@ import numpy as np
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.files import model_dir_files, read_json_file
-from keras_bert_app.models import (BertClassifier, BertEncoder, BertPretrainer,
-                                   BertSpanLabeler)
+from keras_bert_app.models import (BertClassifier, BertEncoder, BertMultipleChoice,
+                                   BertPretrainer, BertSpanLabeler, BertTokenClassifier)
 from keras_bert_app.models.task import register_model_dir_loader
 
 PRETRAINING_HEADS = (names.MASKED_LM_HEAD, names.NEXT_SENTENCE_HEAD)
@@ -72,8 +72,37 @@ class TaskConfig:
             self._check_classification()
         if self.task == names.SQUAD_TASK:
             self._check_squad()
-        elif self.settings is not None:
-            raise ValueError(f"settings are recorded for SQuAD models, not {self.task!r}.")
+        elif self.task == names.NER_TASK:
+            self._check_ner()
+        elif self.task == names.MULTIPLE_CHOICE_TASK:
+            self._check_head(names.CHOICE_HEAD, "A multiple-choice model")
+            if self.label_names is not None:
+                raise ValueError("A multiple-choice model has no label names (its label "
+                                 "is the index of the right choice).")
+        if self.settings is not None and self.task not in (names.SQUAD_TASK,
+                                                           names.NER_TASK):
+            raise ValueError(f"settings are recorded for SQuAD and NER models, not "
+                             f"{self.task!r}.")
+
+    def _check_head(self, head, what):
+        if self.heads != (head,):
+            raise ValueError(f"heads={list(self.heads)}: {what} has the one head "
+                             f"{head!r}.")
+        if self.max_seq_length is None:
+            raise ValueError(f"{what} records its max_seq_length.")
+
+    def _check_ner(self):
+        self._check_head(names.TAGGER_HEAD, "A NER model")
+        if self.label_names is None or len(self.label_names) < 2:
+            raise ValueError(f"label_names={self.label_names!r}: a NER model has at "
+                             "least two tags.")
+        settings = self.settings or {}
+        if set(settings) != set(names.NER_SETTINGS):
+            raise ValueError(f"settings={settings!r}: a NER model records exactly "
+                             f"{list(names.NER_SETTINGS)}.")
+        stride = settings["doc_stride"]
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"settings.doc_stride={stride!r} must be a positive integer.")
 
     def _check_squad(self):
         if self.heads != (names.SPAN_HEAD,):
@@ -335,6 +364,8 @@ def load_encoder(model_dir, dtype=None):
     task = read_task_config(model_dir)
     if task is not None and task.task == names.CLASSIFICATION_TASK:
         return load_classifier(model_dir, dtype=dtype, with_preprocessor=False).encoder
+    if task is not None and task.task in _TASK_MODELS:
+        return load_task_model(model_dir, task.task, dtype=dtype)[0].encoder
     return load_pretrainer(model_dir, dtype=dtype).encoder
 
 
@@ -399,30 +430,65 @@ def load_classifier(model_dir, dtype=None, with_preprocessor=True, sequence_leng
     return classifier
 
 
+# The head model of each fine-tuned task other than classification, built from an
+# encoder and the directory's task config (classifiers carry a preprocessor and
+# have their own functions above).
+_TASK_MODELS = {
+    names.SQUAD_TASK: ("SQuAD", lambda encoder, task: BertSpanLabeler(encoder)),
+    names.NER_TASK: ("NER", lambda encoder, task: BertTokenClassifier(
+        encoder, num_classes=len(task.label_names))),
+    names.MULTIPLE_CHOICE_TASK: ("multiple-choice",
+                                 lambda encoder, task: BertMultipleChoice(encoder)),
+}
+
+
+def save_task_dir(output_dir, model, vocab_file, text_config, task_config):
+    """Writes a fine-tuned SQuAD, NER or multiple-choice directory: the pre-trained
+    files plus the model's weights (float32, no optimizer state) and its task
+    config (labels, sequence length, settings)."""
+    if task_config.task not in _TASK_MODELS:
+        raise ValueError(f"{task_config}: save_task_dir writes the tasks "
+                         f"{sorted(_TASK_MODELS)}.")
+    copy = _TASK_MODELS[task_config.task][1](BertEncoder(model.encoder.config),
+                                             task_config)
+    weights = model.get_weights()
+    if type(copy) is not type(model) or \
+            [tuple(w.shape) for w in copy.get_weights()] != [tuple(w.shape) for w in weights]:
+        raise ValueError(f"{task_config} does not describe this {type(model).__name__}.")
+    copy.set_weights([np.asarray(w) for w in weights])
+    _write_model_dir(output_dir, copy, vocab_file, text_config, task_config)
+
+
+def load_task_model(model_dir, task, dtype=None):
+    """`(model, TaskConfig)` of a fine-tuned `task` directory (`names.SQUAD_TASK`,
+    `NER_TASK` or `MULTIPLE_CHOICE_TASK`: `run_squad`'s, `run_ner`'s,
+    `run_multiple_choice`'s output); the weights file is checked against the model
+    its task config describes."""
+    config_file, weights_file, task_file = model_dir_files(
+        model_dir, names.BERT_CONFIG_FILE, names.WEIGHTS_FILE, names.TASK_CONFIG_FILE)
+    recorded = TaskConfig.from_json_file(task_file)
+    what = _TASK_MODELS[task][0]
+    if recorded.task != task:
+        raise ValueError(f"{task_file}: task={recorded.task!r}; a {what} model directory "
+                         f"has task {task!r}.")
+    model = _TASK_MODELS[task][1](
+        BertEncoder(BertConfig.from_json_file(config_file), dtype=dtype), recorded)
+    try:
+        model.load_weights(weights_file)
+    except ValueError as e:
+        raise ValueError(f"{weights_file} does not hold the weights of the {what} model "
+                         f"{task_file} describes: {e}") from None
+    return model, recorded
+
+
 def save_span_labeler_dir(output_dir, span_labeler, vocab_file, text_config, task_config):
-    """Writes a fine-tuned SQuAD directory: the pre-trained files plus the span
-    labeler's weights (float32, no optimizer state) and its task settings."""
+    """Writes a fine-tuned SQuAD directory (`save_task_dir` for SQuAD)."""
     if task_config.task != names.SQUAD_TASK:
         raise ValueError(f"{task_config} is not a SQuAD task.")
-    copy = BertSpanLabeler(BertEncoder(span_labeler.encoder.config))
-    copy.set_weights([np.asarray(w) for w in span_labeler.get_weights()])
-    _write_model_dir(output_dir, copy, vocab_file, text_config, task_config)
+    save_task_dir(output_dir, span_labeler, vocab_file, text_config, task_config)
 
 
 def load_span_labeler(model_dir, dtype=None):
     """`(BertSpanLabeler, TaskConfig)` of a fine-tuned SQuAD directory
     (`run_squad`'s output)."""
-    config_file, weights_file, task_file = model_dir_files(
-        model_dir, names.BERT_CONFIG_FILE, names.WEIGHTS_FILE, names.TASK_CONFIG_FILE)
-    task = TaskConfig.from_json_file(task_file)
-    if task.task != names.SQUAD_TASK:
-        raise ValueError(f"{task_file}: task={task.task!r}; a SQuAD model directory has "
-                         f"task {names.SQUAD_TASK!r}.")
-    model = BertSpanLabeler(BertEncoder(BertConfig.from_json_file(config_file),
-                                        dtype=dtype))
-    try:
-        model.load_weights(weights_file)
-    except ValueError as e:
-        raise ValueError(f"{weights_file} does not hold the weights of the SQuAD model "
-                         f"{task_file} describes: {e}") from None
-    return model, task
+    return load_task_model(model_dir, names.SQUAD_TASK, dtype=dtype)

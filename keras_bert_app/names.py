@@ -72,6 +72,15 @@ CLASSIFIER_HEAD = "classifier"
 # Extractive question answering (SQuAD): start/end logits over the window's pieces.
 SQUAD_TASK = "squad"
 SPAN_HEAD = "span_labeler"
+# Token tagging (NER): one label per word, carried by its first piece.
+NER_TASK = "ner"
+TAGGER_HEAD = "token_classifier"
+# The settings a NER model directory records: the step, in pieces, between the
+# starts of the windows a sentence longer than max_seq_length is predicted through.
+NER_SETTINGS = ("doc_stride",)
+# Multiple choice: each (context, choice) sequence scored, softmax over the choices.
+MULTIPLE_CHOICE_TASK = "multiple_choice"
+CHOICE_HEAD = "multiple_choice"
 # The settings a SQuAD model directory records for every later stage (prediction,
 # export): windowing and answer selection as it was trained and tuned.
 SQUAD_SETTINGS = ("version_2_with_negative", "doc_stride", "max_query_length",

@@ -41,27 +41,18 @@ flags.DEFINE_string("label_separator", None, "Multi-label: the labels of a row a
 flags.DEFINE_bool("regression", False, "The label is a number (num_classes=1, MSE).")
 flags.DEFINE_list("label_names", None, "Label names in id order (default: the training "
                   "labels sorted; GLUE: the task's).")
-training_flags.define_model_flags()
-training_flags.define_execution_flags()
-flags.DEFINE_bool("do_train", False, "Fine-tune.")
+training_flags.define_finetuning_flags(
+    save_checkpoints_steps=None,
+    checkpoint_help="Checkpoint (and evaluation) interval; default one epoch.")
 flags.DEFINE_bool("do_eval", False, "Evaluate at each checkpoint, keep the best, write "
                   "eval_results.json.")
 flags.DEFINE_bool("do_predict", False, "Write predictions.tsv for the predict data.")
-flags.DEFINE_integer("max_seq_length", 128, "Longest input, special tokens included.")
 flags.DEFINE_bool("dynamic_padding", True, "Pad batches to their length bucket (16, 32, "
                   "64 … max_seq_length) and group similar lengths, instead of always "
                   "padding to max_seq_length.")
-flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
 flags.DEFINE_integer("eval_batch_size", 8, "Evaluation batch size.")
-flags.DEFINE_integer("predict_batch_size", 8, "Prediction batch size.")
-flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.")
-flags.DEFINE_float("num_train_epochs", 3.0, "Epochs over the training data.")
-flags.DEFINE_integer("num_train_steps", None, "Training steps (overrides the epochs).")
-flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warm-up.")
 flags.DEFINE_string("metric", None, "Metric choosing the best checkpoint (accuracy, f1, "
                     "mcc, pearson, spearman …); default: the task's paper metric.")
-flags.DEFINE_integer("save_checkpoints_steps", None, "Checkpoint (and evaluation) "
-                     "interval; default one epoch.")
 flags.mark_flags_as_required(["model_dir"])
 
 
@@ -79,22 +70,18 @@ def main(argv):
     from keras_bert_app.training.classification import ClassifierRunConfig, run_classifier
 
     config = ClassifierRunConfig(
-        **training_flags.model_fields(), **training_flags.execution_fields(),
-        task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, train_file=FLAGS.train_file,
-        eval_file=FLAGS.eval_file, predict_file=FLAGS.predict_file,
-        file_format=FLAGS.file_format, text_a_column=_column(FLAGS.text_a_column),
+        **training_flags.finetuning_fields(), task_name=FLAGS.task_name,
+        data_dir=FLAGS.data_dir, train_file=FLAGS.train_file, eval_file=FLAGS.eval_file,
+        predict_file=FLAGS.predict_file, file_format=FLAGS.file_format,
+        text_a_column=_column(FLAGS.text_a_column),
         text_b_column=_column(FLAGS.text_b_column),
         label_column=_column(FLAGS.label_column), has_header=FLAGS.has_header,
         label_separator=FLAGS.label_separator,
         problem_type="regression" if FLAGS.regression else None,
         label_names=tuple(FLAGS.label_names) if FLAGS.label_names else None,
-        do_train=FLAGS.do_train, do_eval=FLAGS.do_eval, do_predict=FLAGS.do_predict,
-        max_seq_length=FLAGS.max_seq_length, dynamic_padding=FLAGS.dynamic_padding,
-        train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
-        predict_batch_size=FLAGS.predict_batch_size, learning_rate=FLAGS.learning_rate,
-        num_train_epochs=FLAGS.num_train_epochs, num_train_steps=FLAGS.num_train_steps,
-        warmup_proportion=FLAGS.warmup_proportion, metric=FLAGS.metric,
-        save_checkpoints_steps=FLAGS.save_checkpoints_steps)
+        do_eval=FLAGS.do_eval, do_predict=FLAGS.do_predict,
+        dynamic_padding=FLAGS.dynamic_padding, eval_batch_size=FLAGS.eval_batch_size,
+        metric=FLAGS.metric)
     results = run_classifier(config)
     if results:
         print("eval_results: " + ", ".join(

@@ -27,21 +27,12 @@ flags.DEFINE_string("predict_file", None, "SQuAD JSON (or flat records) to answe
                     "when it has answers.")
 flags.DEFINE_bool("version_2_with_negative", False, "SQuAD v2.0: some questions have no "
                   "answer in their context.")
-training_flags.define_model_flags()
-training_flags.define_execution_flags()
-flags.DEFINE_bool("do_train", False, "Fine-tune on --train_file.")
+training_flags.define_finetuning_flags(
+    max_seq_length=384, length_help="Window length in pieces, special tokens included.",
+    example="question")
 flags.DEFINE_bool("do_predict", False, "Answer --predict_file's questions.")
-flags.DEFINE_integer("max_seq_length", 384, "Window length in pieces, special tokens "
-                     "included.")
 flags.DEFINE_integer("doc_stride", 128, "Pieces between the starts of a context's windows.")
 flags.DEFINE_integer("max_query_length", 64, "Question pieces kept (the rest cut).")
-flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
-flags.DEFINE_integer("predict_batch_size", 8, "Prediction batch size.")
-flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.")
-flags.DEFINE_float("num_train_epochs", 3.0, "Epochs over the training questions.")
-flags.DEFINE_integer("num_train_steps", None, "Training steps (overrides the epochs).")
-flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warm-up.")
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
 flags.DEFINE_integer("n_best_size", 20, "Candidates kept per question "
                      "(nbest_predictions.json).")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer, in pieces.")
@@ -56,16 +47,10 @@ def main(argv):
     from keras_bert_app.training.squad import SquadRunConfig, run_squad
 
     config = SquadRunConfig(
-        **training_flags.model_fields(), **training_flags.execution_fields(),
-        train_file=FLAGS.train_file, predict_file=FLAGS.predict_file,
-        version_2_with_negative=FLAGS.version_2_with_negative, do_train=FLAGS.do_train,
-        do_predict=FLAGS.do_predict, max_seq_length=FLAGS.max_seq_length,
+        **training_flags.finetuning_fields(), train_file=FLAGS.train_file,
+        predict_file=FLAGS.predict_file,
+        version_2_with_negative=FLAGS.version_2_with_negative, do_predict=FLAGS.do_predict,
         doc_stride=FLAGS.doc_stride, max_query_length=FLAGS.max_query_length,
-        train_batch_size=FLAGS.train_batch_size,
-        predict_batch_size=FLAGS.predict_batch_size, learning_rate=FLAGS.learning_rate,
-        num_train_epochs=FLAGS.num_train_epochs, num_train_steps=FLAGS.num_train_steps,
-        warmup_proportion=FLAGS.warmup_proportion,
-        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         n_best_size=FLAGS.n_best_size, max_answer_length=FLAGS.max_answer_length,
         null_score_diff_threshold=FLAGS.null_score_diff_threshold)
     run_squad(config)

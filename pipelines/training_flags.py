@@ -40,6 +40,35 @@ def define_execution_flags():
                          "devices (to run mirrored/data-parallel without accelerators).")
 
 
+def define_finetuning_flags(max_seq_length=128, save_checkpoints_steps=1000,
+                            length_help="Longest input, special tokens included.",
+                            example="example", checkpoint_help="Checkpoint interval."):
+    """The model source, execution and schedule flags of every fine-tuning binary
+    (`FineTuningSettings`), with the task's defaults."""
+    define_model_flags()
+    define_execution_flags()
+    flags.DEFINE_bool("do_train", False, "Fine-tune on the training data.")
+    flags.DEFINE_integer("max_seq_length", max_seq_length, length_help)
+    flags.DEFINE_integer("train_batch_size", 32, f"Global training batch size ({example}s).")
+    flags.DEFINE_integer("predict_batch_size", 8, "Prediction batch size.")
+    flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.")
+    flags.DEFINE_float("num_train_epochs", 3.0, f"Epochs over the training {example}s.")
+    flags.DEFINE_integer("num_train_steps", None, "Training steps (overrides the epochs).")
+    flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warm-up.")
+    flags.DEFINE_integer("save_checkpoints_steps", save_checkpoints_steps, checkpoint_help)
+
+
+def finetuning_fields():
+    """`FineTuningSettings`' fields from the flags `define_finetuning_flags` defined."""
+    return dict(
+        **model_fields(), **execution_fields(), do_train=FLAGS.do_train,
+        max_seq_length=FLAGS.max_seq_length, train_batch_size=FLAGS.train_batch_size,
+        predict_batch_size=FLAGS.predict_batch_size, learning_rate=FLAGS.learning_rate,
+        num_train_epochs=FLAGS.num_train_epochs, num_train_steps=FLAGS.num_train_steps,
+        warmup_proportion=FLAGS.warmup_proportion,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps)
+
+
 def split_cpu():
     """Before anything touches a device."""
     from keras_bert_app.training.distribution import split_host_cpu

@@ -221,10 +221,67 @@ def test_a_squad_task_config_refuses_incomplete_settings(change, message):
         TaskConfig(**{**values, **change})
 
 
-def test_settings_belong_to_squad_models_only():
-    with pytest.raises(ValueError, match="settings are recorded for SQuAD models"):
+def test_settings_belong_to_squad_and_ner_models_only():
+    with pytest.raises(ValueError, match="settings are recorded for SQuAD and NER models"):
         TaskConfig(task=names.PRETRAINING_TASK, heads=[names.MASKED_LM_HEAD],
                    settings=SQUAD_SETTINGS)
+
+
+NER_TASK = dict(task=names.NER_TASK, heads=[names.TAGGER_HEAD], max_seq_length=32,
+                label_names=["O", "B-PER", "I-PER"], settings={"doc_stride": 8})
+CHOICE_TASK = dict(task=names.MULTIPLE_CHOICE_TASK, heads=[names.CHOICE_HEAD],
+                   max_seq_length=32)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(label_names=None), "a NER model has at least two tags"),
+    (dict(settings={}), "a NER model records exactly"),
+    (dict(settings={"doc_stride": 0}), "doc_stride=0 must be a positive integer"),
+    (dict(heads=[names.CLASSIFIER_HEAD]), "A NER model has the one head"),
+    (dict(max_seq_length=None), "A NER model records its max_seq_length"),
+])
+def test_a_ner_task_config_refuses_what_a_tagger_cannot_use(change, message):
+    with pytest.raises(ValueError, match=message):
+        TaskConfig(**dict(NER_TASK, **change))
+
+
+def test_a_multiple_choice_task_config_has_no_labels_or_settings():
+    with pytest.raises(ValueError, match="has no label names"):
+        TaskConfig(**CHOICE_TASK, label_names=["a", "b"])
+    with pytest.raises(ValueError, match="settings are recorded for SQuAD and NER"):
+        TaskConfig(**CHOICE_TASK, settings={"doc_stride": 8})
+
+
+@pytest.mark.parametrize("fields,model_class", [
+    (NER_TASK, kba.models.BertTokenClassifier),
+    (CHOICE_TASK, kba.models.BertMultipleChoice),
+    (dict(task=names.SQUAD_TASK, heads=[names.SPAN_HEAD], max_seq_length=128,
+          settings=SQUAD_SETTINGS), kba.models.BertSpanLabeler),
+])
+def test_task_directories_round_trip_their_model_and_task(tmp_path, fields, model_class):
+    from keras_bert_app.model_dir import load_task_model, save_task_dir
+
+    task = TaskConfig(**fields)
+    keras.utils.set_random_seed(3)
+    encoder = BertEncoder(tiny_config())
+    model = (model_class(encoder, num_classes=3) if task.task == names.NER_TASK
+             else model_class(encoder))
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    save_task_dir(tmp_path / "model", model, vocab,
+                  TextConfig.for_vocab(vocab, do_lower_case=True), task)
+    loaded, recorded = load_task_model(tmp_path / "model", task.task)
+    assert type(loaded) is model_class and recorded == task
+    assert_same_weights(model, loaded)
+    # The encoder alone (what --export_type=encoder takes) from the same directory.
+    assert_same_weights(model.encoder, kba.load_encoder(str(tmp_path / "model")))
+    other = names.NER_TASK if task.task != names.NER_TASK else names.SQUAD_TASK
+    with pytest.raises(ValueError, match=f"task={task.task!r}; a .* model directory has "
+                                         f"task {other!r}"):
+        load_task_model(tmp_path / "model", other)
+    with pytest.raises(ValueError, match="does not describe this"):
+        save_task_dir(tmp_path / "other", model, vocab,
+                      TextConfig.for_vocab(vocab, do_lower_case=True),
+                      TaskConfig(**dict(NER_TASK, label_names=["O", "B-X"])))
 
 
 if __name__ == "__main__":

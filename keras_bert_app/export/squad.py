@@ -3,8 +3,9 @@
 `serving_default` takes strings `question` and `context` (`[batch]`, one question per
 context; `batch` may be 0) and returns the answer; everything between runs inside
 the graph: tokenisation with character offsets, Google's windows over a context of
-any length, the encoder over all windows (a bounded number per call, so a very long
-context costs time, not memory), the span search with the max-context and
+any length, the encoder over all windows (a bounded number per call: its activations
+stay bounded; the window and candidate tensors grow with the number of windows, tens
+of MB for a 100,000-word context), the span search with the max-context and
 max-answer-length rules, the best span over the windows and, for SQuAD v2.0 models,
 the null decision with the threshold the model directory records.
 
@@ -14,9 +15,10 @@ the null decision with the threshold the model directory records.
 | `start_char` | int32 `[batch]`    | character offsets into the context (code points, |
 | `end_char`   | int32 `[batch]`    | as Python indexes a str); -1 with no answer      |
 | `score`      | float32 `[batch]`  | start + end logit of the answer: the span's; for |
-|              |                    | v2.0's "no answer" the null score; -inf when no  |
-|              |                    | span is valid (v1.1: e.g. an empty context)      |
-| `has_answer` | bool `[batch]`     | v2.0 models only: the null-score rule's decision |
+|              |                    | v2.0's "no answer" the null score; v1.1 models:  |
+|              |                    | -inf when no span is valid (an empty context)    |
+| `has_answer` | bool `[batch]`     | v2.0 models only: a valid span exists and null   |
+|              |                    | score − its score <= the threshold               |
 | `null_odds`  | float32 `[batch]`  | v2.0 only: null score − best span score          |
 
 The answers are `run_squad`'s: the same windows and rules (the tests compare them
@@ -202,7 +204,8 @@ def _model_and_settings(model_dir, span_labeler, tokenizer, task_config):
             os.path.join(model_dir, names.TEXT_CONFIG_FILE))
         vocab_file = os.path.join(model_dir, names.VOCAB_FILE)
         text_config.check_vocab(vocab_file)
-        tokenizer = BertTokenizer(vocab_file, lower_case=text_config.do_lower_case)
+        tokenizer = BertTokenizer(vocab_file, lower_case=text_config.do_lower_case,
+                                  max_chars_per_word=text_config.max_chars_per_word)
     if task_config.task != names.SQUAD_TASK:
         raise ValueError(f"task_config {task_config} is not a SQuAD task.")
     if span_labeler.encoder.config.vocab_size != tokenizer.vocab_size:

@@ -9,13 +9,13 @@ import os
 import keras
 
 from keras_bert_app import names
-from keras_bert_app.config import BertConfig
 from keras_bert_app.training import runner
 from keras_bert_app.training.classifier_inputs import ClassifierData, read_classifier_data
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import create_optimizer
+from keras_bert_app.training.run_config import FineTuningSettings, positive
 from keras_bert_app.training.runner import one_of
 
 # checkpoints/best/: the best evaluated weights and their record.
@@ -30,24 +30,19 @@ RESUME_SETTINGS = ("task_name", "data_dir", "train_file", "eval_file", "seed",
                    "steps_per_execution")
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassifierRunConfig:
-    """Everything a classifier fine-tuning run needs; `pipelines.run_classifier`'s flags.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClassifierRunConfig(FineTuningSettings):
+    """Everything a classifier fine-tuning run needs; `pipelines.run_classifier`'s
+    flags; model source, execution and schedule as every fine-tuning run
+    (`FineTuningSettings`; an epoch is one pass over the training rows).
 
     Data: a GLUE `task_name` with its `data_dir` (train.tsv, dev.tsv or MNLI's
     dev_matched/dev_mismatched, test.tsv), or `train_file`/`eval_file`/
-    `predict_file` (TSV, CSV or JSON lines) with column settings. The model starts
-    from `init_model_dir` (a pre-trained model directory), or from `bert_config` +
-    `vocab_file` + `do_lower_case` (optionally with `init_checkpoint`).
-
-    Training counts steps of `train_batch_size` examples: `num_train_steps` or, by
-    default, `num_train_epochs` over the training set (Google's arithmetic), with
-    linear warm-up over `warmup_proportion` of them. With `do_eval`, the model is
-    evaluated at every checkpoint (every `save_checkpoints_steps`, by default once an
-    epoch) and the best on `metric` is what the model directory ends with.
+    `predict_file` (TSV, CSV or JSON lines) with column settings. With `do_eval`, the
+    model is evaluated at every checkpoint (every `save_checkpoints_steps`, by default
+    once an epoch) and the best on `metric` is what the model directory ends with.
     """
 
-    model_dir: str
     task_name: str = None
     data_dir: str = None
     train_file: str = None
@@ -61,39 +56,15 @@ class ClassifierRunConfig:
     label_separator: str = None
     problem_type: str = None  # from the task, else single_label (multi_label with a separator)
     label_names: tuple = None  # default: the training labels, sorted
-    init_model_dir: str = None
-    init_checkpoint: str = None
-    bert_config: BertConfig = None
-    vocab_file: str = None
-    do_lower_case: bool = None
-    do_train: bool = False
     do_eval: bool = False
     do_predict: bool = False
-    max_seq_length: int = 128
     dynamic_padding: bool = True
-    train_batch_size: int = 32
     eval_batch_size: int = 8
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 3.0
-    num_train_steps: int = None
-    warmup_proportion: float = 0.1
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
     metric: str = None  # default: the task's paper metric
-    distribution_strategy: str = "default"
-    tpu: str = None
-    mixed_precision: str = "float32"
-    jit_compile: object = "auto"
-    steps_per_execution: int = 1
     save_checkpoints_steps: int = None  # default: one epoch
-    log_steps: int = None
-    keep_checkpoint_max: int = 3
-    seed: int = runner.DEFAULT_SEED
-    verbose: object = "auto"
 
     def __post_init__(self):
-        runner.check_execution(self)
+        super().__post_init__()
         if self.problem_type is not None:
             one_of("problem_type", self.problem_type, names.PROBLEM_TYPES)
         if not (self.do_train or self.do_eval or self.do_predict):
@@ -110,16 +81,9 @@ class ClassifierRunConfig:
             if getattr(self, flag) and self.task_name is None and file is None:
                 raise ValueError(f"{flag} needs {flag.replace('do_', '')}_file "
                                  "(or task_name + data_dir).")
-        for field in ("max_seq_length", "train_batch_size", "eval_batch_size",
-                      "predict_batch_size", "steps_per_execution", "keep_checkpoint_max"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field}={getattr(self, field)} must be positive.")
+        positive(self, "eval_batch_size")
         if self.max_seq_length < 3:
             raise ValueError(f"max_seq_length={self.max_seq_length} must be at least 3.")
-        if not 0 <= self.warmup_proportion <= 1:
-            raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1].")
-        if self.num_train_steps is None and not self.num_train_epochs > 0:
-            raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive.")
 
 
 def run_classifier(config, distribution=None):

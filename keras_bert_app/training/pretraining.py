@@ -7,7 +7,6 @@ import os
 import keras
 
 from keras_bert_app import names
-from keras_bert_app.config import BertConfig
 from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.training import pretraining_inputs as inputs
@@ -18,6 +17,7 @@ from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import (evaluate_to_the_end,
                                                        prepare_for_distribution)
 from keras_bert_app.training.optimizers import create_optimizer
+from keras_bert_app.training.run_config import RunSettings
 
 INPUT_FORMATS = ("auto", "tfrecord", "text")
 RUN_CONFIG_FILE = names.PRETRAINING_RUN_FILE
@@ -30,9 +30,10 @@ RESUME_SETTINGS = ("input_file", "seed", "train_batch_size", "input_format",
                    "max_seq_length", "max_predictions_per_seq", "skip_corrupt_records")
 
 
-@dataclasses.dataclass(frozen=True)
-class PretrainingRunConfig:
-    """Everything a pre-training run needs; `pipelines.run_pretraining`'s flags.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PretrainingRunConfig(RunSettings):
+    """Everything a pre-training run needs; `pipelines.run_pretraining`'s flags (model
+    source and execution settings as every run: `RunSettings`).
 
     The model comes from `init_model_dir` (config, vocabulary and casing; its
     weights are the starting point) or from `bert_config` + `vocab_file` +
@@ -52,11 +53,6 @@ class PretrainingRunConfig:
 
     input_file: str
     model_dir: str
-    bert_config: BertConfig = None
-    vocab_file: str = None
-    do_lower_case: bool = None
-    init_checkpoint: str = None
-    init_model_dir: str = None
     input_format: str = "auto"  # decided from the files' content; or tfrecord/text
     # Raw text: default 128 and 20. Records with metadata carry their own (given
     # values must agree); records without it (Google's) need both.
@@ -71,22 +67,8 @@ class PretrainingRunConfig:
     num_train_steps: int = 100_000
     num_warmup_steps: int = 10_000
     learning_rate: float = 1e-4
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
     gradient_accumulation_steps: int = 1
-    # Execution.
-    distribution_strategy: str = "default"
-    tpu: str = None
-    mixed_precision: str = "float32"
-    jit_compile: object = "auto"  # Keras' "auto" (on JAX: jax.jit), True or False
-    steps_per_execution: int = 1
     save_checkpoints_steps: int = 1000
-    log_steps: int = None
-    keep_checkpoint_max: int = 3
-    # Initial weights and the input stream. Fixed by default, so that every worker of
-    # a multi-worker run (and a resumed run) sees the same stream and starts from the
-    # same weights: DATA sharding of that stream is then disjoint.
-    seed: int = runner.DEFAULT_SEED
     skip_corrupt_records: bool = False
     # Evaluation (Google's run_pretraining --do_eval): held-out masked-LM and NSP
     # accuracy/loss on eval_input_file (default input_file), to eval_results.json and
@@ -96,11 +78,10 @@ class PretrainingRunConfig:
     eval_input_file: str = None
     eval_batch_size: int = 8
     max_eval_steps: int = 100
-    verbose: object = "auto"
 
     def __post_init__(self):
+        super().__post_init__()
         one_of("input_format", self.input_format, INPUT_FORMATS)
-        runner.check_execution(self)
         one_of("sentence_prediction", self.sentence_prediction,
                 names.SENTENCE_PREDICTION_MODES)
         if not (self.do_train or self.do_eval):

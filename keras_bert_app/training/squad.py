@@ -9,12 +9,12 @@ import keras
 import numpy as np
 
 from keras_bert_app import names
-from keras_bert_app.config import BertConfig
 from keras_bert_app.training import runner
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import create_optimizer
+from keras_bert_app.training.run_config import FineTuningSettings, positive
 
 # What a resumed run must share with the run it continues.
 RESUME_SETTINGS = ("train_file", "version_2_with_negative", "seed", "train_batch_size",
@@ -27,77 +27,43 @@ WINDOW_SETTINGS = ("max_seq_length", "doc_stride", "max_query_length",
                    "version_2_with_negative")
 
 
-@dataclasses.dataclass(frozen=True)
-class SquadRunConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SquadRunConfig(FineTuningSettings):
     """Everything a SQuAD run needs; `pipelines.run_squad`'s flags (Google's names and
     defaults: `max_seq_length=384, doc_stride=128, max_query_length=64,
-    n_best_size=20, max_answer_length=30`).
+    n_best_size=20, max_answer_length=30`); model source, execution and schedule as
+    every fine-tuning run (`FineTuningSettings`).
 
     Training counts steps as Google's `run_squad.py` does: `num_train_epochs` times
     the training *questions* over `train_batch_size` (a question may give several
-    windows), unless `num_train_steps` is given; linear warm-up over
-    `warmup_proportion` of them. `do_predict` writes `predictions.json`,
-    `nbest_predictions.json`, for v2.0 `null_odds.json`, and — when the predict file
-    has gold answers, as SQuAD's dev files do — `eval_results.json` with the official
-    scores.
+    windows), unless `num_train_steps` is given. `do_predict` writes
+    `predictions.json`, `nbest_predictions.json`, for v2.0 `null_odds.json`, and —
+    when the predict file has gold answers, as SQuAD's dev files do —
+    `eval_results.json` with the official scores.
     """
 
-    model_dir: str
     train_file: str = None
     predict_file: str = None
     version_2_with_negative: bool = False
-    init_model_dir: str = None
-    init_checkpoint: str = None
-    bert_config: BertConfig = None
-    vocab_file: str = None
-    do_lower_case: bool = None
-    do_train: bool = False
     do_predict: bool = False
     max_seq_length: int = 384
     doc_stride: int = 128
     max_query_length: int = 64
-    train_batch_size: int = 32
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 3.0
-    num_train_steps: int = None
-    warmup_proportion: float = 0.1
     n_best_size: int = 20
     max_answer_length: int = 30
     null_score_diff_threshold: float = 0.0
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
-    distribution_strategy: str = "default"
-    tpu: str = None
-    mixed_precision: str = "float32"
-    jit_compile: object = "auto"
-    steps_per_execution: int = 1
-    save_checkpoints_steps: int = 1000
-    log_steps: int = None
-    keep_checkpoint_max: int = 3
-    seed: int = runner.DEFAULT_SEED
-    verbose: object = "auto"
 
     def __post_init__(self):
-        runner.check_execution(self)
+        super().__post_init__()
         if not (self.do_train or self.do_predict):
             raise ValueError("Nothing to do: set do_train and/or do_predict.")
         for flag, file in (("do_train", self.train_file), ("do_predict", self.predict_file)):
             if getattr(self, flag) and file is None:
                 raise ValueError(f"{flag} needs {flag.replace('do_', '')}_file.")
-        for field in ("max_seq_length", "doc_stride", "max_query_length",
-                      "train_batch_size", "predict_batch_size", "n_best_size",
-                      "max_answer_length", "steps_per_execution", "save_checkpoints_steps",
-                      "keep_checkpoint_max"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field}={getattr(self, field)} must be positive.")
+        positive(self, "doc_stride", "max_query_length", "n_best_size", "max_answer_length")
         if self.max_query_length + 4 > self.max_seq_length:
             raise ValueError(f"max_query_length={self.max_query_length} leaves no room for "
                              f"context in max_seq_length={self.max_seq_length}.")
-        if not 0 <= self.warmup_proportion <= 1:
-            raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1].")
-        if self.num_train_steps is None and not self.num_train_epochs > 0:
-            raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive.")
 
     @property
     def settings(self):
@@ -140,6 +106,8 @@ def run_squad(config, distribution=None):
                                 config.keep_checkpoint_max)
     if config.do_train:
         model, tokenizer, step = _train(config, train, distribution, manager)
+        if config.do_predict:
+            model = _float32(model, distribution)
     else:
         model, tokenizer, step = _trained(config, distribution)
     if not config.do_predict:
@@ -147,10 +115,23 @@ def run_squad(config, distribution=None):
     return _predict(config, predict, model, tokenizer, step, distribution.is_chief)
 
 
+def _float32(model, distribution):
+    """The trained weights in a float32 model without XLA: what the fine-tuned
+    directory holds and the export serves, so predictions.json is what a server
+    answers (mixed precision or XLA would move near-tied logits)."""
+    from keras_bert_app.models import BertEncoder, BertSpanLabeler
+
+    with distribution.scope():
+        copy = BertSpanLabeler(BertEncoder(model.encoder.config))
+    copy.set_weights([np.asarray(w) for w in model.get_weights()])
+    return copy
+
+
 def _tokenizer(vocab_file, text_config):
     from keras_bert_app.text.tokenizer import BertTokenizer
 
-    return BertTokenizer(vocab_file, lower_case=text_config.do_lower_case)
+    return BertTokenizer(vocab_file, lower_case=text_config.do_lower_case,
+                         max_chars_per_word=text_config.max_chars_per_word)
 
 
 def _windows(path, examples, tokenizer, config, is_training=False):

@@ -95,7 +95,8 @@ def test_trains_predicts_and_scores_squad_v1_1(pretrained, tmp_path):
         assert [a.decode() for a in out[names.ANSWER]] == [
             predictions[qid] for qid in examples]
         assert [(s, e) for s, e in zip(out[names.START_CHAR], out[names.END_CHAR])] == [
-            (nbest[qid][0]["start_char"], nbest[qid][0]["end_char"]) for qid in examples]
+            (nbest[qid][0]["start_char"], nbest[qid][0]["end_char"]) if predictions[qid]
+            else (-1, -1) for qid in examples]
 
 
 def served(run, examples, tmp_path):
@@ -131,8 +132,12 @@ def test_squad_v2_writes_null_odds_and_the_v2_breakdown(pretrained, tmp_path):
                                na_prob_thresh=0.0)
     for key in ("exact", "f1", "best_f1", "best_f1_thresh", "best_exact"):
         assert results[key] == pytest.approx(expected[key]), key
-    # A tuned threshold: predicted again with it, and recorded for the export.
-    tuned = results["best_f1_thresh"]
+    # A tuned threshold: predicted again with it, and recorded for the export. Halfway
+    # to the next question's odds: one exactly on a question's odds would turn on the
+    # last bit of logits computed in another batch.
+    above = [v for v in null_odds.values() if v > results["best_f1_thresh"]]
+    tuned = (results["best_f1_thresh"] + min(above)) / 2 if above else \
+        results["best_f1_thresh"] + 1.0
     run_pipeline("run_squad", "--version_2_with_negative", f"--predict_file={data}",
                  f"--model_dir={run}", "--do_predict", *SMALL,
                  f"--null_score_diff_threshold={tuned}")

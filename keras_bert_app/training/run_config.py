@@ -1,0 +1,90 @@
+"""The settings every training run shares, written once: where the model starts, how
+the run executes, and (for fine-tuning) the optimisation schedule.
+
+Each run config (`PretrainingRunConfig`, `ClassifierRunConfig`, `SquadRunConfig`,
+the NER and multiple-choice configs) is a frozen, keyword-only dataclass built on
+these, adding its data and task fields; `pipelines/training_flags.py` defines the
+matching flags once.
+"""
+
+import dataclasses
+
+from keras_bert_app.config import BertConfig
+from keras_bert_app.training.runner import DEFAULT_SEED, check_execution
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """Model source and execution settings of every training run.
+
+    The model starts from `init_model_dir` (a model directory: config, vocabulary,
+    casing, weights), or from `bert_config` + `vocab_file` + `do_lower_case`,
+    optionally with the Google TF1 checkpoint or Hugging Face directory
+    `init_checkpoint` (`runner.model_sources`).
+    """
+
+    init_model_dir: str = None
+    init_checkpoint: str = None
+    bert_config: BertConfig = None
+    vocab_file: str = None
+    do_lower_case: bool = None
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    distribution_strategy: str = "default"
+    tpu: str = None
+    mixed_precision: str = "float32"
+    jit_compile: object = "auto"  # Keras' "auto" (on JAX: jax.jit), True or False
+    steps_per_execution: int = 1
+    log_steps: int = None
+    keep_checkpoint_max: int = 3
+    # Initial weights and the input stream: fixed by default, so that every worker of
+    # a multi-worker run (and a resumed run) starts from the same weights and stream.
+    seed: int = DEFAULT_SEED
+    verbose: object = "auto"
+
+    def __post_init__(self):
+        check_execution(self)
+        positive(self, "steps_per_execution", "keep_checkpoint_max")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FineTuningSettings(RunSettings):
+    """What every fine-tuning run adds: the sequence length and the schedule.
+
+    Steps count batches of `train_batch_size` examples: `num_train_steps`, or by
+    default `num_train_epochs` over the training examples (each task says what an
+    example is), with linear warm-up over `warmup_proportion` of them.
+    """
+
+    model_dir: str
+    do_train: bool = False
+    max_seq_length: int = 128
+    train_batch_size: int = 32
+    predict_batch_size: int = 8
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    num_train_steps: int = None
+    warmup_proportion: float = 0.1
+    save_checkpoints_steps: int = 1000
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self, "max_seq_length", "train_batch_size", "predict_batch_size")
+        if self.save_checkpoints_steps is not None:
+            positive(self, "save_checkpoints_steps")
+        if self.num_train_steps is not None:
+            positive(self, "num_train_steps")
+        elif not self.num_train_epochs > 0:
+            raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive.")
+        if not 0 <= self.warmup_proportion <= 1:
+            raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1].")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be positive.")
+
+
+def positive(config, *fields):
+    """Refuses a field that is not a positive integer, naming it."""
+    for field in fields:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{field}={value!r} must be a positive integer.")
