@@ -26,16 +26,15 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from harness import minilm_model_dir
+from harness import (REPO, Runs, interval_rates, load, log_times, logged_intervals,
+                     minilm_model_dir, versions)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SST2 = os.path.join(REPO, "..", "shared", "data", "glue", "SST-2", "train.tsv")
 GOAL_ACCURACY_POINTS, GOAL_SPEEDUP = 1.0, 1.5
 
@@ -103,134 +102,6 @@ def train_steps(args):
     return max(1, int(args.train_rows * args.epochs / args.batch))
 
 
-def load():
-    return round(os.getloadavg()[0], 2)
-
-
-def busy_seconds():
-    """CPU seconds all processes of the machine have run (/proc/stat), and those of
-    this process's finished children; their difference over a run is the others'."""
-    import resource
-
-    with open("/proc/stat") as f:
-        ticks = [int(v) for v in f.readline().split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK"), \
-        children.ru_utime + children.ru_stime
-
-
-def wait_quiet(max_seconds, window=3.0, threshold=0.25):
-    """Waits (up to `max_seconds`) for a `window` in which other processes use under
-    `threshold` cores: a run that starts on a busy shared machine measures the other
-    processes. Returns the seconds waited."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < max_seconds:
-        busy, _ = busy_seconds()
-        time.sleep(window)
-        if (busy_seconds()[0] - busy) / window < threshold:
-            break
-    return round(time.perf_counter() - start, 1)
-
-
-class Runs:
-    """Runs commands one after the other on a shared machine and records its noise:
-    `noise[log name]` = (seconds waited for quiet, cores other processes used)."""
-
-    def __init__(self, quiet_wait):
-        self.quiet_wait = quiet_wait
-        self.noise = {}
-
-    def run(self, command, log_path):
-        """Runs `command` from the repository root; wall seconds. Output goes to
-        `log_path`, each line prefixed with the seconds since the start
-        (`log_times`); on failure its tail is printed and the benchmark stops."""
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-        waited = wait_quiet(self.quiet_wait)
-        busy, own = busy_seconds()
-        start = time.perf_counter()
-        with open(log_path, "w") as log, subprocess.Popen(
-                command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=env, text=True, errors="replace") as process:
-            for line in process.stdout:  # \r (progress bars) ends a line too
-                log.write(f"{time.perf_counter() - start:8.2f}  {line.rstrip()}\n")
-            code = process.wait()
-        seconds = time.perf_counter() - start
-        busy_after, own_after = busy_seconds()
-        others = max(0.0, (busy_after - busy) - (own_after - own)) / seconds
-        self.noise[os.path.basename(log_path)] = {
-            "waited_for_quiet_s": waited, "other_processes_cores": round(others, 2)}
-        if code:
-            with open(log_path) as f:
-                tail = f.read()[-3000:]
-            raise SystemExit(f"{' '.join(command[:4])} … failed ({code}):\n{tail}")
-        return seconds
-
-    def child(self, role, spec, log_path):
-        """This script in a fresh process as `role`; its JSON answer, wall seconds."""
-        seconds = self.run([sys.executable, os.path.abspath(__file__), "--role", role,
-                            "--spec", json.dumps(spec)], log_path)
-        with open(spec["answer"]) as f:
-            return json.load(f), seconds
-
-
-def log_times(log_path, markers):
-    """{marker: seconds into the run of the first log line containing it}."""
-    found = {}
-    with open(log_path) as f:
-        for line in f:
-            for marker in markers:
-                if marker not in found and marker in line:
-                    found[marker] = float(line.split(None, 1)[0])
-    return found
-
-
-def train_scalars(log_dir):
-    """TensorBoard scalars of `log_dir`: {name: [(step, value)]}, read without
-    TensorFlow (TFRecord framing: length, crc, event, crc)."""
-    from tensorboard.compat.proto import event_pb2
-    from tensorboard.util import tensor_util
-
-    scalars = {}
-    for name in sorted(os.listdir(log_dir)):
-        with open(os.path.join(log_dir, name), "rb") as f:
-            data = f.read()
-        offset = 0
-        while offset + 12 <= len(data):
-            length = int.from_bytes(data[offset:offset + 8], "little")
-            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
-            offset += 12 + length + 4
-            for value in event.summary.value:
-                number = (float(tensor_util.make_ndarray(value.tensor))
-                          if value.HasField("tensor") else value.simple_value)
-                scalars.setdefault(value.tag, []).append((event.step, number))
-    return scalars
-
-
-def interval_rates(steps, rates, batch):
-    """Training examples/s from timed intervals of `steps[i]` steps at `rates[i]`.
-
-    The last interval is left out of both figures: in ours it also holds the
-    checkpoint write and the evaluation (callbacks that run inside the interval's
-    timing). `examples_per_second`: the mean rate of the intervals between the first
-    (graph tracing / XLA compilation) and the last; `..._with_compilation`: examples
-    over seconds of all intervals but the last. `last_interval_extra_seconds`: how
-    much longer the last interval took than its steps at the steady rate.
-    """
-    steps, rates = np.asarray(steps, float), np.asarray(rates, float)
-    if len(rates) < 3:
-        raise SystemExit(f"{len(rates)} timed intervals: the run needs at least 3 "
-                         "(lower --log_steps or raise --train_rows).")
-    seconds = steps * batch / rates
-    steady = float(np.mean(rates[1:-1]))
-    return {"interval_steps": steps.astype(int).tolist(),
-            "interval_examples_per_second": rates.tolist(),
-            "examples_per_second": steady,
-            "examples_per_second_with_compilation":
-                float(np.sum(steps[:-1]) * batch / np.sum(seconds[:-1])),
-            "last_interval_extra_seconds": float(seconds[-1] - steps[-1] * batch / steady)}
-
-
 def ours(runs, args, work, model_dir):
     run_dir = os.path.join(work, "ours_run")
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -246,10 +117,9 @@ def ours(runs, args, work, model_dir):
     wall = runs.run(command, os.path.join(work, "ours.log"))
     with open(os.path.join(run_dir, "eval_results.json")) as f:
         results = json.load(f)
-    logged = sorted(train_scalars(os.path.join(run_dir, "logs", "train"))[
-        "examples_per_second"])
-    rates = [v for _, v in logged]
-    steps = np.diff([0] + [s for s, _ in logged])  # steps of each interval
+    intervals = logged_intervals(run_dir, args.batch)
+    steps = np.array(intervals["interval_steps"])
+    rates = intervals["interval_examples_per_second"]
     # Where the wall time goes: seconds from the start until training starts, in
     # the training intervals, until the evaluation is printed, until fit has returned
     # and the model directory is written (eval_results printed), until exit.
@@ -260,7 +130,7 @@ def ours(runs, args, work, model_dir):
               "evaluation_printed_at": times.get("Evaluation at step"),
               "results_printed_at": times.get("eval_results:"), "exit_at": wall}
     return {"accuracy": results["accuracy"], "phases_seconds": phases,
-            **interval_rates(steps, rates, args.batch), "wall_seconds": wall,
+            **intervals, "wall_seconds": wall,
             "load_before": before, "load_after": load(),
             "command": " ".join(command[1:]), "run_dir": run_dir}
 
@@ -446,13 +316,6 @@ def report(result):
           f"other processes used: {result['noise']}")
 
 
-def versions():
-    from importlib import metadata
-
-    packages = ("tensorflow", "tensorflow-text", "keras", "torch", "transformers")
-    return {p: metadata.version(p) for p in packages}
-
-
 def main():
     args = parse_args()
     if args.role:
@@ -462,7 +325,7 @@ def main():
         with open(spec["answer"], "w") as f:
             json.dump(answer, f)
         return
-    runs = Runs(args.quiet_wait)
+    runs = Runs(args.quiet_wait, os.path.abspath(__file__))
     work = args.work_dir or tempfile.mkdtemp(prefix="classifier_benchmark_")
     os.makedirs(work, exist_ok=True)
     split_data(args.data, args.train_rows, args.dev_rows, os.path.join(work, "data"))
