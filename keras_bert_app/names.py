@@ -78,6 +78,28 @@ TAGGER_HEAD = "token_classifier"
 # The settings a NER model directory records: the step, in pieces, between the
 # starts of the windows a sentence longer than max_seq_length is predicted through.
 NER_SETTINGS = ("doc_stride",)
+# run_ner writes these into its model_dir: the run's settings, and the predict file's
+# own lines with the predicted tag appended (CoNLL columns).
+NER_RUN_FILE = "ner_run.json"
+NER_PREDICTIONS_FILE = "predictions.txt"
+# Outputs of the text-in NER signature (padded per batch; counts give the lengths).
+WORDS = "words"
+NUM_WORDS = "num_words"
+TAGS = "tags"
+WORD_START_CHAR = "word_start_char"
+WORD_END_CHAR = "word_end_char"
+ENTITY_TEXT = "entity_text"
+ENTITY_TYPE = "entity_type"
+ENTITY_START_CHAR = "entity_start_char"
+ENTITY_END_CHAR = "entity_end_char"
+NUM_ENTITIES = "num_entities"
+# Sentence embeddings (extract_features --pooling, the embedder export): the last
+# layer's [CLS] vector or its mean over real tokens; `embedding` names the vector in
+# JSON lines and the embedder signature's output.
+CLS_POOLING = "cls"
+MEAN_POOLING = "mean"
+POOLING_MODES = (CLS_POOLING, MEAN_POOLING)
+EMBEDDING = "embedding"
 # Multiple choice: each (context, choice) sequence scored, softmax over the choices.
 MULTIPLE_CHOICE_TASK = "multiple_choice"
 CHOICE_HEAD = "multiple_choice"

@@ -12,6 +12,20 @@ fine-tuned SQuAD directory (`run_squad --model_dir`), also versioned:
     python -m pipelines.export_savedmodel --export_type=squad \
         --init_model_dir=MODEL_DIR --export_path=saved_models/my_squad
 
+Text-in NER (text in; words, tags and entity spans out), from a fine-tuned NER
+directory (`run_ner --model_dir`), also versioned:
+
+    python -m pipelines.export_savedmodel --export_type=ner \
+        --init_model_dir=MODEL_DIR --export_path=saved_models/my_ner
+
+Text-in sentence embedder (strings in, `embedding [batch, hidden]` out: the last
+layer mean-pooled or its [CLS] vector, L2-normalised or not), from any model
+directory, also versioned:
+
+    python -m pipelines.export_savedmodel --export_type=embedder \
+        --init_model_dir=MODEL_DIR --export_path=saved_models/my_embedder \
+        --pooling=mean --normalize --max_seq_length=128
+
 TF Hub-style encoder (pre-trained or fine-tuned directory), optionally with the
 masked-LM head as `.mlm` (pre-trained directories), also versioned:
 
@@ -38,19 +52,24 @@ from absl import flags  # noqa: E402
 
 from pipelines.errors import run  # noqa: E402
 
+from keras_bert_app import names  # noqa: E402
 from keras_bert_app.export import (build_preprocessor, export_classifier,  # noqa: E402
-                                   export_encoder, export_preprocessing, export_squad)
+                                   export_embedder, export_encoder, export_ner,
+                                   export_preprocessing, export_squad)
 
 CLASSIFIER, ENCODER, ENCODER_WITH_MLM = "classifier", "encoder", "encoder_with_mlm"
-SQUAD = "squad"
+SQUAD, NER, EMBEDDER = "squad", "ner", "embedder"
 PREPROCESSING = "preprocessing"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("export_type", PREPROCESSING,
-                  [PREPROCESSING, CLASSIFIER, SQUAD, ENCODER, ENCODER_WITH_MLM],
+                  [PREPROCESSING, CLASSIFIER, SQUAD, NER, EMBEDDER, ENCODER,
+                   ENCODER_WITH_MLM],
                   "What to export: the text preprocessing; a fine-tuned classifier, raw "
                   "text in, answers out (TF Serving); a fine-tuned SQuAD model, question "
-                  "and context in, the answer out; the encoder (TF Hub interface), "
+                  "and context in, the answer out; a fine-tuned NER model, text in, "
+                  "words, tags and entity spans out; any model's sentence embedder, text "
+                  "in, an embedding out; the encoder (TF Hub interface), "
                   "with the masked-LM head as .mlm for encoder_with_mlm.")
 flags.DEFINE_string("export_path", None,
                     "preprocessing: the SavedModel directory to write. Other types: the "
@@ -59,7 +78,7 @@ flags.DEFINE_string("export_path", None,
 flags.DEFINE_string("init_model_dir", None,
                     "Model directory: pre-trained (vocab.txt + text_config.json suffice "
                     "for preprocessing) or fine-tuned: by run_classifier for classifier, "
-                    "by run_squad for squad.")
+                    "by run_squad for squad, by run_ner for ner.")
 flags.DEFINE_string("vocab_file", None,
                     "preprocessing only: WordPiece vocabulary, one token per line.")
 flags.DEFINE_bool("do_lower_case", None,
@@ -69,6 +88,14 @@ flags.DEFINE_integer("default_seq_length", 128,
                      "preprocessing only: output length of the root call.")
 flags.DEFINE_enum("truncation", "round_robin", ["round_robin", "waterfall"],
                   "preprocessing only: how segments are cut to fit the sequence length.")
+flags.DEFINE_enum("pooling", names.MEAN_POOLING, list(names.POOLING_MODES),
+                  "embedder only: the last layer's mean over real tokens, or its [CLS] "
+                  "vector.")
+flags.DEFINE_bool("normalize", True, "embedder only: scale each embedding to unit L2 "
+                  "norm.")
+flags.DEFINE_integer("max_seq_length", 128, "embedder only: word pieces per text, "
+                     "special tokens included.")
+EMBEDDER_FLAGS = ("pooling", "normalize", "max_seq_length")
 flags.mark_flag_as_required("export_path")
 
 
@@ -91,10 +118,19 @@ def main(argv):
         raise ValueError(f"{', '.join(preprocessing_only)}: only for --export_type="
                          f"{PREPROCESSING}; a {FLAGS.export_type} export takes its text "
                          "settings and sequence length from --init_model_dir.")
+    embedder_only = [f"--{name}" for name in EMBEDDER_FLAGS if FLAGS[name].present]
+    if embedder_only and FLAGS.export_type != EMBEDDER:
+        raise ValueError(f"{', '.join(embedder_only)}: only for --export_type={EMBEDDER}.")
     if FLAGS.export_type == CLASSIFIER:
         version_dir = export_classifier(FLAGS.export_path, model_dir=FLAGS.init_model_dir)
     elif FLAGS.export_type == SQUAD:
         version_dir = export_squad(FLAGS.export_path, model_dir=FLAGS.init_model_dir)
+    elif FLAGS.export_type == NER:
+        version_dir = export_ner(FLAGS.export_path, model_dir=FLAGS.init_model_dir)
+    elif FLAGS.export_type == EMBEDDER:
+        version_dir = export_embedder(FLAGS.export_path, FLAGS.init_model_dir,
+                                      pooling=FLAGS.pooling, normalize=FLAGS.normalize,
+                                      max_seq_length=FLAGS.max_seq_length)
     else:
         version_dir = export_encoder(FLAGS.export_path, FLAGS.init_model_dir,
                                      with_mlm=FLAGS.export_type == ENCODER_WITH_MLM)

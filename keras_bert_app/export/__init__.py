@@ -4,6 +4,8 @@ for TF Serving."""
 from keras_bert_app.export.classifier import export_classifier
 from keras_bert_app.export.encoder import export_encoder
 from keras_bert_app.export.preprocessing import build_preprocessor, export_preprocessing
+from keras_bert_app.export.embedder import export_embedder
+from keras_bert_app.export.ner import export_ner
 from keras_bert_app.export.squad import export_squad
 from keras_bert_app.export.serving_layout import next_version_dir, write_warmup_requests
 from keras_bert_app.export.serving_ops import (check_serving_ops, checked_export_dir,

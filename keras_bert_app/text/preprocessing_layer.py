@@ -175,11 +175,15 @@ class BertTextPreprocessor(keras.layers.Layer):
                            padding_id=ids[names.PAD_TOKEN], truncation=self.truncation)
 
     def _pack_eagerly(self, segments):
+        # One function per number of segments: a reduce_retracing function called with
+        # another argument count fails inside TensorFlow's retracing (IndexError).
         if self._eager_pack is None:
-            self._eager_pack = tf.function(lambda *s: self.pack(list(s)),
-                                           autograph=False, reduce_retracing=True)
+            self._eager_pack = {}
+        if len(segments) not in self._eager_pack:
+            self._eager_pack[len(segments)] = tf.function(
+                lambda *s: self.pack(list(s)), autograph=False, reduce_retracing=True)
         with tf.device("cpu"):
-            inputs = self._eager_pack(*segments)
+            inputs = self._eager_pack[len(segments)](*segments)
         if keras.backend.backend() == "tensorflow":
             return inputs
         return {k: keras.ops.convert_to_tensor(v.numpy()) for k, v in inputs.items()}

@@ -171,6 +171,21 @@ SPECS = {
         expect=(r"^Wrote the squad SavedModel, version 1, to {work}/serving/squad/1$",
                 r"^Result for output key answer:\n\[b'[^']*'\]$",
                 r"^Result for output key start_char:\n\[-?\d+\]$")),
+    "ner": Spec(
+        "shell", needs=("import-minilm",), requires=("minilm", "shared_data"),
+        subs=(("--num_train_epochs=3", "--num_train_steps=2 --save_checkpoints_steps=2"),
+              ("--max_seq_length=128 --train_batch_size=32",
+               "--max_seq_length=64 --train_batch_size=8")),
+        expect=(r"^eval_results: f1=\d\.\d+, precision=\d\.\d+, recall=\d\.\d+, ",
+                r"^Wrote the ner SavedModel, version 1, to {work}/serving/wnut17/1$")),
+    "embeddings": Spec(
+        "shell", needs=("import-minilm",), requires=("minilm",),
+        subs=(("NR <= 1001", "NR <= 41"),),
+        expect=(r"^Wrote per-token features of layers \[-1, -2, -3, -4\] of 2 examples "
+                r"\(1 pairs\) to {work}/features\.jsonl$",
+                r"^Wrote mean-pooled normalized embeddings of 40 examples \(0 pairs\), "
+                r"float32 \[40, 384\], to {work}/embeddings\.npy$",
+                r"^Wrote the embedder SavedModel, version 1, to {work}/serving/minilm/1$")),
     "fine-tune-own-files": Spec(
         "chain", needs=("fine-tune-sst2",),
         expect=(r"^eval_results: accuracy=[01]\.\d+, .*eval_examples=32,",)),

@@ -81,6 +81,17 @@ def test_runs_inside_tf_data_with_labels():
     assert labels.numpy().tolist() == [0, 1]
 
 
+def test_one_layer_packs_single_texts_then_pairs_eagerly():
+    # Each eager call traces for its number of segments (the other order worked
+    # already; this one failed inside TensorFlow's retracing).
+    layer = BertTextPreprocessor(SHAKESPEARE_VOCAB, sequence_length=16,
+                                 dynamic_padding=False)
+    single = layer(["a b"])
+    pair = layer((["a"], ["b"]))
+    assert single[names.INPUT_WORD_IDS].shape == pair[names.INPUT_WORD_IDS].shape == (1, 16)
+    assert keras.ops.convert_to_numpy(pair[names.INPUT_TYPE_IDS]).max() == 1
+
+
 def test_eager_outputs_are_tensors_of_the_current_backend():
     out = layer(sequence_length=16)(["to be or not to be"])
     ids = out[names.INPUT_WORD_IDS]

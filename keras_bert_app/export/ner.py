@@ -1,0 +1,224 @@
+"""Exports a fine-tuned NER model as a text-in SavedModel for TF Serving.
+
+`serving_default` takes strings `text` (`[batch]`; `batch` may be 0) and returns the
+words, their tags and the entities; everything runs inside the graph: our
+tokenizer's words (Google's BasicTokenizer: whitespace, punctuation and CJK
+characters split) with character offsets, `run_ner`'s windows over a text of any
+length (the encoder over a bounded number of windows per call), each word's tag at
+its first piece in its max-context window, and entities by conlleval's chunks (the
+default metric mode of `run_ner`).
+
+| output              | dtype, shape                | meaning                           |
+|---------------------|-----------------------------|-----------------------------------|
+| `words`             | string `[batch, max_words]` | each word as it is in the text    |
+|                     |                             | (exact bytes); `""` padding       |
+| `num_words`         | int32 `[batch]`             | words of each text                |
+| `tags`              | string `[batch, max_words]` | each word's tag; `""` padding     |
+| `word_start_char`,  | int32 `[batch, max_words]`  | `[start, end)` character offsets  |
+| `word_end_char`     |                             | into the text (code points, as    |
+|                     |                             | Python indexes a str); -1 padding |
+| `entity_text`       | string `[batch, max_ents]`  | `text[start:end]`; `""` padding   |
+| `entity_type`       | string `[batch, max_ents]`  | the tags' type (`PER` of `B-PER`) |
+| `entity_start_char`,| int32 `[batch, max_ents]`   | character offsets of the entity;  |
+| `entity_end_char`   |                             | -1 padding                        |
+| `num_entities`      | int32 `[batch]`             | entities of each text             |
+
+For the words of a CoNLL sentence joined by single spaces, the tag of the served
+word that starts where a CoNLL token starts is `run_ner`'s tag for that token (the
+encoder sees the same pieces; the tests compare them).
+"""
+
+import os
+
+import tensorflow as tf
+
+from keras_bert_app import names
+from keras_bert_app.export.ner_graph import (entity_words, label_tables, ner_windows,
+                                             piece_tags)
+from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
+                                                  next_version_dir, serving_variables,
+                                                  write_warmup_requests)
+from keras_bert_app.export.serving_ops import checked_export_dir
+from keras_bert_app.export.squad_graph import char_offsets
+
+# Outputs of the serving signature.
+WORDS, NUM_WORDS, TAGS = names.WORDS, names.NUM_WORDS, names.TAGS
+WORD_START_CHAR, WORD_END_CHAR = names.WORD_START_CHAR, names.WORD_END_CHAR
+ENTITY_TEXT, ENTITY_TYPE = names.ENTITY_TEXT, names.ENTITY_TYPE
+ENTITY_START_CHAR, ENTITY_END_CHAR = names.ENTITY_START_CHAR, names.ENTITY_END_CHAR
+NUM_ENTITIES = names.NUM_ENTITIES
+OUTPUTS = (WORDS, NUM_WORDS, TAGS, WORD_START_CHAR, WORD_END_CHAR, ENTITY_TEXT,
+           ENTITY_TYPE, ENTITY_START_CHAR, ENTITY_END_CHAR, NUM_ENTITIES)
+# Windows the encoder runs at once: bounds the memory a long text needs.
+WINDOWS_PER_CALL = 64
+
+# Warm-up texts: short ones, one with multi-byte characters, and a long one that
+# spans several windows at any max_seq_length up to 512.
+_NEWS = ("Angela Merkel met Emmanuel Macron in Paris on Tuesday to discuss the "
+         "European Union budget, according to a statement from the German government.")
+WARMUP_TEXTS = (
+    "Apple is looking at buying a U.K. startup for $1 billion.",
+    "Zoë flew from São Paulo to Zürich with Lufthansa — 東京 next week.",
+    " ".join([_NEWS] * 16),
+)
+
+
+class _NerExport(tf.Module):
+    """The SavedModel's root: `serve` (the `serving_default` signature) plus the
+    settings as variables (`label_names`, `max_seq_length`, `doc_stride`)."""
+
+    def __init__(self, tagger, tokenizer, task_config, windows_per_call):
+        super().__init__()
+        # Not attributes: the Keras model stays out of the SavedModel's object graph
+        # (see serving_variables); the function closes over it.
+        self._model = lambda inputs: tagger(inputs, training=False)
+        self._tokenizer = tokenizer  # its tables and frozen variables are saved
+        self._length = task_config.max_seq_length
+        self._stride = task_config.settings["doc_stride"]
+        self._windows_per_call = int(windows_per_call)
+        prefix, type_id, types = label_tables(task_config.label_names)
+        self._prefix = tf.constant(prefix, tf.int32)
+        self._type_id = tf.constant(type_id, tf.int32)
+        self._types = tf.constant(types or [""], tf.string)
+        self.label_names = tf.Variable(list(task_config.label_names), trainable=False,
+                                       name="label_names")
+        self.max_seq_length = tf.Variable(self._length, trainable=False,
+                                          name="max_seq_length")
+        self.doc_stride = tf.Variable(self._stride, trainable=False, name="doc_stride")
+        specs = {names.SERVING_TEXT_INPUT: tf.TensorSpec([None], tf.string,
+                                                          name=names.SERVING_TEXT_INPUT)}
+        self.serve = tf.function(self._tag, input_signature=[specs], autograph=False)
+        self._variables = serving_variables(self.serve.get_concrete_function())
+
+    def _tag(self, inputs):
+        text = inputs[names.SERVING_TEXT_INPUT]  # string [batch]
+        batch = tf.shape(text, out_type=tf.int64)[0]
+        ids, byte_starts, byte_limits = self._tokenizer.tokenize_with_offsets(text)
+        pieces = ids.merge_dims(1, 2)  # [batch, (n)]
+        windows = ner_windows(pieces, self._length, self._stride,
+                              self._tokenizer.special_ids)
+        tags_of_pieces = piece_tags(self._logits(windows), windows,
+                                    tf.size(pieces.flat_values, tf.int64))
+        # Words: [batch, (words)]; a word's first piece is where its tag is read.
+        word_pieces = ids.values  # [W, (pieces)], every word has at least one
+        word_rows = ids.value_rowids()  # [W]
+        tag_ids = tf.gather(tags_of_pieces, word_pieces.row_starts())  # [W]
+        start_byte = tf.gather(byte_starts.flat_values, word_pieces.row_starts())
+        end_byte = tf.gather(byte_limits.flat_values, word_pieces.row_limits() - 1)
+        start_char, end_char = char_offsets(text, ids.with_values(start_byte),
+                                            ids.with_values(end_byte))
+        row_text = tf.gather(text, word_rows)
+        words = tf.strings.substr(row_text, start_byte, end_byte - start_byte,
+                                  unit="BYTE")
+        first, last, kind = entity_words(tag_ids, word_rows, self._prefix, self._type_id)
+        entity_rows = tf.gather(word_rows, first)
+        entity_start = tf.gather(start_byte, first)
+        entity_text = tf.strings.substr(tf.gather(text, entity_rows), entity_start,
+                                        tf.gather(end_byte, last) - entity_start,
+                                        unit="BYTE")
+
+        def padded(values, rows, fill):  # [k] → [batch, max per row]
+            return tf.RaggedTensor.from_value_rowids(values, rows, nrows=batch).to_tensor(
+                default_value=fill)
+
+        def count(rows):  # [batch]
+            return tf.cast(tf.RaggedTensor.from_value_rowids(
+                rows, rows, nrows=batch).row_lengths(), tf.int32)
+
+        int32 = lambda t: tf.cast(t, tf.int32)
+        return {
+            WORDS: padded(words, word_rows, ""),
+            NUM_WORDS: count(word_rows),
+            TAGS: padded(tf.gather(self.label_names.read_value(), tag_ids), word_rows, ""),
+            WORD_START_CHAR: padded(int32(start_char.flat_values), word_rows, -1),
+            WORD_END_CHAR: padded(int32(end_char.flat_values), word_rows, -1),
+            ENTITY_TEXT: padded(entity_text, entity_rows, ""),
+            ENTITY_TYPE: padded(tf.gather(self._types, kind), entity_rows, ""),
+            ENTITY_START_CHAR: padded(int32(tf.gather(start_char.flat_values, first)),
+                                      entity_rows, -1),
+            ENTITY_END_CHAR: padded(int32(tf.gather(end_char.flat_values, last)),
+                                    entity_rows, -1),
+            NUM_ENTITIES: count(entity_rows),
+        }
+
+    def _logits(self, windows):
+        """The tagger over all windows, `windows_per_call` at a time (one call at
+        least, so an empty batch still runs the model on zero rows): float32
+        `[T, width, tags]`."""
+        inputs = {name: windows[name] for name in names.ENCODER_INPUTS}
+        total = tf.shape(inputs[names.INPUT_WORD_IDS])[0]
+        size = self._windows_per_call
+        calls = tf.maximum((total + size - 1) // size, 1)
+
+        def body(i, parts):
+            part = {name: value[i * size:(i + 1) * size] for name, value in inputs.items()}
+            return i + 1, parts.write(i, tf.cast(self._model(part), tf.float32))
+
+        parts = tf.TensorArray(tf.float32, size=calls, infer_shape=False,
+                               element_shape=tf.TensorShape([None, None, None]))
+        # One call at a time: parallel iterations would hold several calls' memory.
+        _, parts = tf.while_loop(lambda i, *_: i < calls, body, (tf.constant(0), parts),
+                                 parallel_iterations=1)
+        return parts.concat()
+
+
+def export_ner(export_base, model_dir=None, tagger=None, tokenizer=None,
+               task_config=None, windows_per_call=WINDOWS_PER_CALL, warmup_texts=None):
+    """Writes a text-in NER SavedModel as the next version under `export_base`.
+
+    Give a fine-tuned NER directory (`model_dir`, as `run_ner` writes it), or a
+    `BertTokenClassifier` with its `BertTokenizer` and `TaskConfig` (the tags, the
+    sequence length and `settings.doc_stride`). The SavedModel lands in
+    `export_base/<n>/` with TF Serving warm-up requests (one per text, then one with
+    all), and is checked (`check_serving_ops`: loads in stock TF Serving 2.19 and
+    later) before it moves into place. Needs the TensorFlow Keras backend.
+
+    Returns:
+        The version directory written.
+    """
+    check_tensorflow_backend("export_ner")
+    tagger, tokenizer, task_config = _model_and_settings(model_dir, tagger, tokenizer,
+                                                         task_config)
+    if windows_per_call < 1:
+        raise ValueError(f"windows_per_call={windows_per_call} must be positive.")
+    texts = list(WARMUP_TEXTS if warmup_texts is None else warmup_texts)
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"warmup_texts: expected strings, got {texts!r:.200}.")
+    requests = [{names.SERVING_TEXT_INPUT: [t]} for t in texts]
+    if len(texts) > 1:
+        requests.append({names.SERVING_TEXT_INPUT: texts})
+    module = _NerExport(tagger, tokenizer, task_config, windows_per_call)
+    version_dir = next_version_dir(export_base)
+    with checked_export_dir(version_dir) as scratch:
+        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
+        write_warmup_requests(scratch, requests)
+    return version_dir
+
+
+def _model_and_settings(model_dir, tagger, tokenizer, task_config):
+    from keras_bert_app.model_dir import load_task_model
+    from keras_bert_app.text.text_config import TextConfig
+    from keras_bert_app.text.tokenizer import BertTokenizer
+
+    in_memory = (tagger, tokenizer, task_config)
+    if (model_dir is None) == all(x is None for x in in_memory) or \
+            (model_dir is None and any(x is None for x in in_memory)):
+        raise ValueError("export_ner takes a model_dir, or a tagger together with its "
+                         "tokenizer and task_config.")
+    if model_dir is not None:
+        tagger, task_config = load_task_model(model_dir, names.NER_TASK)
+        text_config = TextConfig.from_json_file(
+            os.path.join(model_dir, names.TEXT_CONFIG_FILE))
+        vocab_file = os.path.join(model_dir, names.VOCAB_FILE)
+        text_config.check_vocab(vocab_file)
+        tokenizer = BertTokenizer(vocab_file, lower_case=text_config.do_lower_case,
+                                  max_chars_per_word=text_config.max_chars_per_word)
+    if task_config.task != names.NER_TASK:
+        raise ValueError(f"task_config {task_config} is not a NER task.")
+    if tagger.encoder.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"The tokenizer has {tokenizer.vocab_size} tokens but the "
+                         f"encoder's vocabulary has {tagger.encoder.config.vocab_size}.")
+    if tagger.output_shape[-1] != len(task_config.label_names):
+        raise ValueError(f"The tagger has {tagger.output_shape[-1]} outputs but the task "
+                         f"has {len(task_config.label_names)} tags.")
+    return tagger, tokenizer, task_config
