@@ -103,6 +103,9 @@ EMBEDDING = "embedding"
 # Multiple choice: each (context, choice) sequence scored, softmax over the choices.
 MULTIPLE_CHOICE_TASK = "multiple_choice"
 CHOICE_HEAD = "multiple_choice"
+MULTIPLE_CHOICE_RUN_FILE = "multiple_choice_run.json"
+# The text-in multiple-choice signature's input of choices, string [batch, choices].
+CHOICES = "choices"
 # The settings a SQuAD model directory records for every later stage (prediction,
 # export): windowing and answer selection as it was trained and tuned.
 SQUAD_SETTINGS = ("version_2_with_negative", "doc_stride", "max_query_length",

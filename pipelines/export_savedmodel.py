@@ -18,6 +18,12 @@ directory (`run_ner --model_dir`), also versioned:
     python -m pipelines.export_savedmodel --export_type=ner \
         --init_model_dir=MODEL_DIR --export_path=saved_models/my_ner
 
+Text-in multiple choice (context, question and choices in, probabilities out), from
+a fine-tuned directory (`run_multiple_choice --model_dir`), also versioned:
+
+    python -m pipelines.export_savedmodel --export_type=multiple_choice \
+        --init_model_dir=MODEL_DIR --export_path=saved_models/my_choices
+
 Text-in sentence embedder (strings in, `embedding [batch, hidden]` out: the last
 layer mean-pooled or its [CLS] vector, L2-normalised or not), from any model
 directory, also versioned:
@@ -54,21 +60,25 @@ from pipelines.errors import run  # noqa: E402
 
 from keras_bert_app import names  # noqa: E402
 from keras_bert_app.export import (build_preprocessor, export_classifier,  # noqa: E402
-                                   export_embedder, export_encoder, export_ner,
+                                   export_embedder, export_encoder,
+                                   export_multiple_choice, export_ner,
                                    export_preprocessing, export_squad)
 
 CLASSIFIER, ENCODER, ENCODER_WITH_MLM = "classifier", "encoder", "encoder_with_mlm"
 SQUAD, NER, EMBEDDER = "squad", "ner", "embedder"
+MULTIPLE_CHOICE = "multiple_choice"
 PREPROCESSING = "preprocessing"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("export_type", PREPROCESSING,
-                  [PREPROCESSING, CLASSIFIER, SQUAD, NER, EMBEDDER, ENCODER,
-                   ENCODER_WITH_MLM],
+                  [PREPROCESSING, CLASSIFIER, SQUAD, NER, MULTIPLE_CHOICE, EMBEDDER,
+                   ENCODER, ENCODER_WITH_MLM],
                   "What to export: the text preprocessing; a fine-tuned classifier, raw "
                   "text in, answers out (TF Serving); a fine-tuned SQuAD model, question "
                   "and context in, the answer out; a fine-tuned NER model, text in, "
-                  "words, tags and entity spans out; any model's sentence embedder, text "
+                  "words, tags and entity spans out; a fine-tuned multiple-choice model, "
+                  "context, question and choices in, each choice's probability out; any "
+                  "model's sentence embedder, text "
                   "in, an embedding out; the encoder (TF Hub interface), "
                   "with the masked-LM head as .mlm for encoder_with_mlm.")
 flags.DEFINE_string("export_path", None,
@@ -78,7 +88,8 @@ flags.DEFINE_string("export_path", None,
 flags.DEFINE_string("init_model_dir", None,
                     "Model directory: pre-trained (vocab.txt + text_config.json suffice "
                     "for preprocessing) or fine-tuned: by run_classifier for classifier, "
-                    "by run_squad for squad, by run_ner for ner.")
+                    "by run_squad for squad, by run_ner for ner, by run_multiple_choice "
+                    "for multiple_choice.")
 flags.DEFINE_string("vocab_file", None,
                     "preprocessing only: WordPiece vocabulary, one token per line.")
 flags.DEFINE_bool("do_lower_case", None,
@@ -127,6 +138,8 @@ def main(argv):
         version_dir = export_squad(FLAGS.export_path, model_dir=FLAGS.init_model_dir)
     elif FLAGS.export_type == NER:
         version_dir = export_ner(FLAGS.export_path, model_dir=FLAGS.init_model_dir)
+    elif FLAGS.export_type == MULTIPLE_CHOICE:
+        version_dir = export_multiple_choice(FLAGS.export_path, FLAGS.init_model_dir)
     elif FLAGS.export_type == EMBEDDER:
         version_dir = export_embedder(FLAGS.export_path, FLAGS.init_model_dir,
                                       pooling=FLAGS.pooling, normalize=FLAGS.normalize,

@@ -5,6 +5,7 @@ from keras_bert_app.export.classifier import export_classifier
 from keras_bert_app.export.encoder import export_encoder
 from keras_bert_app.export.preprocessing import build_preprocessor, export_preprocessing
 from keras_bert_app.export.embedder import export_embedder
+from keras_bert_app.export.multiple_choice import export_multiple_choice
 from keras_bert_app.export.ner import export_ner
 from keras_bert_app.export.squad import export_squad
 from keras_bert_app.export.serving_layout import next_version_dir, write_warmup_requests

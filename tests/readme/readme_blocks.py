@@ -178,6 +178,13 @@ SPECS = {
                "--max_seq_length=64 --train_batch_size=8")),
         expect=(r"^eval_results: f1=\d\.\d+, precision=\d\.\d+, recall=\d\.\d+, ",
                 r"^Wrote the ner SavedModel, version 1, to {work}/serving/wnut17/1$")),
+    "multiple-choice": Spec(
+        "shell", needs=("import-minilm",), requires=("minilm", "shared_data"),
+        subs=(("--num_train_epochs=1", "--num_train_steps=2"),
+              ("--max_seq_length=128", "--max_seq_length=32")),
+        expect=(r"^eval_results: accuracy=[01]\.\d+, ",
+                r"^Wrote the multiple_choice SavedModel, version 1, to "
+                r"{work}/serving/mc/1$")),
     "embeddings": Spec(
         "shell", needs=("import-minilm",), requires=("minilm",),
         subs=(("NR <= 1001", "NR <= 41"),),
