@@ -271,9 +271,12 @@ def read_labels_file(path):
 
 
 def labels_of(ner_file):
-    """The tags of a training file: `O` first, the others sorted."""
+    """The tags of a training file: `O` first, the others sorted; both `B-X` and
+    `I-X` for every type X it has (a type seen only in one-word entities can still
+    be tagged, and evaluated, in longer ones)."""
     tags = {t for sentence in ner_file.tags for t in sentence} - {OUTSIDE}
-    return (OUTSIDE,) + tuple(sorted(tags))
+    types = {t[2:] for t in tags}
+    return (OUTSIDE,) + tuple(sorted({f"{p}-{x}" for x in types for p in "BI"}))
 
 
 def check_tags(ner_file, label_names, source):

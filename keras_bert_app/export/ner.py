@@ -1,9 +1,10 @@
 """Exports a fine-tuned NER model as a text-in SavedModel for TF Serving.
 
 `serving_default` takes strings `text` (`[batch]`; `batch` may be 0) and returns the
-words, their tags and the entities; everything runs inside the graph: our
-tokenizer's words (Google's BasicTokenizer: whitespace, punctuation and CJK
-characters split) with character offsets, `run_ner`'s windows over a text of any
+words, their tags and the entities; everything runs inside the graph: the text's
+whitespace-separated tokens (what a CoNLL line holds: `S.F.` and `#Padres` stay one
+word; our tokenizer still splits them into pieces as in training) with character
+offsets, `run_ner`'s windows over a text of any
 length (the encoder over a bounded number of windows per call), each word's tag at
 its first piece in its max-context window, and entities by conlleval's chunks (the
 default metric mode of `run_ner`).
@@ -99,14 +100,32 @@ class _NerExport(tf.Module):
                               self._tokenizer.special_ids)
         tags_of_pieces = piece_tags(self._logits(windows), windows,
                                     tf.size(pieces.flat_values, tf.int64))
-        # Words: [batch, (words)]; a word's first piece is where its tag is read.
+        # The tokenizer's words [W] (punctuation split off), grouped into the text's
+        # whitespace-separated tokens: what a CoNLL line holds and run_ner tags. A
+        # token's tag is read at its first piece; the other pieces (of "S.F." or
+        # "#Padres") were never trained to carry one.
         word_pieces = ids.values  # [W, (pieces)], every word has at least one
-        word_rows = ids.value_rowids()  # [W]
-        tag_ids = tf.gather(tags_of_pieces, word_pieces.row_starts())  # [W]
-        start_byte = tf.gather(byte_starts.flat_values, word_pieces.row_starts())
-        end_byte = tf.gather(byte_limits.flat_values, word_pieces.row_limits() - 1)
-        start_char, end_char = char_offsets(text, ids.with_values(start_byte),
-                                            ids.with_values(end_byte))
+        rows_of_words = ids.value_rowids()  # [W]
+        word_start = tf.gather(byte_starts.flat_values, word_pieces.row_starts())
+        word_end = tf.gather(byte_limits.flat_values, word_pieces.row_limits() - 1)
+        starts_token = tf.logical_or(
+            tf.not_equal(rows_of_words, _previous(rows_of_words)),
+            tf.not_equal(word_start, _previous(word_end)))  # [W]
+        first_word = tf.where(starts_token)[:, 0]  # [K] tokens
+        token_of_word = tf.cumsum(tf.cast(starts_token, tf.int64)) - 1
+        last_word = tf.math.unsorted_segment_max(
+            tf.range(tf.size(token_of_word, out_type=tf.int64)), token_of_word,
+            tf.size(first_word))
+        word_rows = tf.gather(rows_of_words, first_word)  # [K]: each token's text
+        tag_ids = tf.gather(tags_of_pieces, tf.gather(word_pieces.row_starts(),
+                                                      first_word))  # [K]
+        start_byte = tf.gather(word_start, first_word)
+        end_byte = tf.gather(word_end, last_word)
+
+        def by_row(values):  # [K] → [batch, (tokens)]
+            return tf.RaggedTensor.from_value_rowids(values, word_rows, nrows=batch)
+
+        start_char, end_char = char_offsets(text, by_row(start_byte), by_row(end_byte))
         row_text = tf.gather(text, word_rows)
         words = tf.strings.substr(row_text, start_byte, end_byte - start_byte,
                                   unit="BYTE")
@@ -160,6 +179,11 @@ class _NerExport(tf.Module):
         _, parts = tf.while_loop(lambda i, *_: i < calls, body, (tf.constant(0), parts),
                                  parallel_iterations=1)
         return parts.concat()
+
+
+def _previous(values):
+    """values[i-1] at i, -1 at 0 (a flat vector)."""
+    return tf.concat([tf.fill([1], tf.constant(-1, values.dtype)), values[:-1]], 0)
 
 
 def export_ner(export_base, model_dir=None, tagger=None, tokenizer=None,

@@ -101,6 +101,14 @@ def test_trains_evaluates_predicts_resumes_and_exports(pretrained, tmp_path):
     os.remove(run / names.WEIGHTS_FILE)
     again = run_pipeline("run_ner", *flags)
     assert "Resuming at step 40 of 80" in again.stdout
+
+    def step_80(stdout):  # the evaluation of the step-80 weights, as printed
+        return [l[l.index("Evaluation at step 80"):] for l in stdout.splitlines()
+                if "Evaluation at step 80" in l]
+
+    # The resumed steps 41-80 reach the same weights: their evaluation is the same
+    # (the final predictions alone could come from the surviving best checkpoint).
+    assert step_80(again.stdout) == step_80(result.stdout) != []
     assert [t for _, _, t in read_predictions(run / "predictions.txt")] == \
         [t for _, _, t in predicted]
 
@@ -156,7 +164,7 @@ def test_an_eval_tag_outside_the_training_tags_is_refused_before_anything_is_wri
     train = write(tmp_path, "train.txt", "Romeo B-PER\nspeaks O\n")
     dev = write(tmp_path, "dev.txt", "Juliet B-PER\n\nVerona B-LOC\n")
     with pytest.raises(ValueError, match=r"dev.txt:3: tag 'B-LOC' is not in the label "
-                                         r"set of .*train.txt: \['O', 'B-PER'\]"):
+                                         r"set of .*train.txt: \['O', 'B-PER', 'I-PER'\]"):
         run_ner(tiny_run(tmp_path, train_file=train, eval_file=dev, do_train=True,
                          do_eval=True))
     assert not (tmp_path / "run").exists()
