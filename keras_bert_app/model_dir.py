@@ -97,12 +97,15 @@ class TaskConfig:
             raise ValueError(f"label_names={self.label_names!r}: a NER model has at "
                              "least two tags.")
         settings = self.settings or {}
-        if set(settings) != set(names.NER_SETTINGS):
+        if set(settings) not in (set(names.NER_SETTINGS), {"doc_stride"}):
             raise ValueError(f"settings={settings!r}: a NER model records exactly "
                              f"{list(names.NER_SETTINGS)}.")
         stride = settings["doc_stride"]
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
             raise ValueError(f"settings.doc_stride={stride!r} must be a positive integer.")
+        if not isinstance(settings.get("strict_iob2", False), bool):
+            raise ValueError(f"settings.strict_iob2={settings['strict_iob2']!r} must be "
+                             "true or false.")
 
     def _check_squad(self):
         if self.heads != (names.SPAN_HEAD,):

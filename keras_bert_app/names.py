@@ -76,8 +76,11 @@ SPAN_HEAD = "span_labeler"
 NER_TASK = "ner"
 TAGGER_HEAD = "token_classifier"
 # The settings a NER model directory records: the step, in pieces, between the
-# starts of the windows a sentence longer than max_seq_length is predicted through.
-NER_SETTINGS = ("doc_stride",)
+# starts of the windows a sentence longer than max_seq_length is predicted through,
+# and the entity rules it was evaluated by (seqeval's strict IOB2, else conlleval's
+# chunks), which its export's entity spans follow. (strict_iob2 may be absent:
+# directories written before it was recorded; they read as conlleval.)
+NER_SETTINGS = ("doc_stride", "strict_iob2")
 # run_ner writes these into its model_dir: the run's settings, and the predict file's
 # own lines with the predicted tag appended (CoNLL columns).
 NER_RUN_FILE = "ner_run.json"

@@ -56,7 +56,7 @@ class ColumnSpec:
     quoting: bool = False
 
 
-def _show(value, limit=80):
+def show_value(value, limit=80):
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -74,7 +74,9 @@ def _file_format(path, spec):
     return _EXTENSIONS[extension]
 
 
-def _read_text(path):
+def read_text(path):
+    """The text of a UTF-8 file without a leading byte-order mark; a missing file or
+    an undecodable byte is an error naming the file (and the byte's line)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as f:
@@ -92,7 +94,7 @@ def _drop_trailing_blank(records, is_blank):
     return records
 
 
-def _delimited_records(path, text, delimiter, quoting):
+def delimited_records(path, text, delimiter, quoting):
     """[(line, fields)]: physical lines split on the delimiter, or csv records (quoted
     fields may span lines; `line` is where the record starts)."""
     if not quoting:
@@ -111,7 +113,7 @@ def _delimited_records(path, text, delimiter, quoting):
     return _drop_trailing_blank(records, lambda f: len(f) == 1 and not f[0].strip())
 
 
-def _jsonl_records(path, text, skip_rows):
+def jsonl_records(path, text, skip_rows):
     lines = _drop_trailing_blank([(i + 1, line) for i, line in enumerate(text.split("\n"))],
                                  lambda line: not line.strip())[skip_rows:]
     if lines and lines[0][1].lstrip().startswith("["):
@@ -123,9 +125,9 @@ def _jsonl_records(path, text, skip_rows):
             record = json.loads(content)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{line}: not valid JSON ({e.msg}): "
-                             f"{_show(content)}") from None
+                             f"{show_value(content)}") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{path}:{line}: expected a JSON object, got {_show(record)}")
+            raise ValueError(f"{path}:{line}: expected a JSON object, got {show_value(record)}")
         records.append((line, record))
     return records
 
@@ -194,7 +196,7 @@ def _label_value(where, spec, value):
             except ValueError:
                 pass
         if number is None or not math.isfinite(number):
-            raise ValueError(f"{where}: not a finite number: {_show(value)}")
+            raise ValueError(f"{where}: not a finite number: {show_value(value)}")
         return number
     if spec.problem_type == names.MULTI_LABEL and isinstance(value, list):
         parts = value  # JSON lines: a list of names
@@ -206,15 +208,15 @@ def _label_value(where, spec, value):
             return value
         if spec.label_separator is None:
             raise ValueError(f"{where}: multi_label text labels need a label_separator: "
-                             f"{_show(value)}")
+                             f"{show_value(value)}")
         parts = value.split(spec.label_separator) if value else []
     else:
-        raise ValueError(f"{where}: not a label name: {_show(value)}")
+        raise ValueError(f"{where}: not a label name: {show_value(value)}")
     out = []
     for part in parts:
         if (isinstance(part, bool) or not isinstance(part, (str, int))
                 or not str(part).strip()):
-            raise ValueError(f"{where}: bad label {_show(part)} in {_show(value)}")
+            raise ValueError(f"{where}: bad label {show_value(part)} in {show_value(value)}")
         if str(part).strip() not in out:
             out.append(str(part).strip())
     return tuple(out)
@@ -229,14 +231,14 @@ def _value(path, line, spec, role, column, key, record):
                              f"{sorted(record)}")
     elif key >= len(record):
         raise ValueError(f"{path}:{line}: {len(record)} field(s), too few for column "
-                         f"{column!r} ({role}, index {key}): {_show(record)}")
+                         f"{column!r} ({role}, index {key}): {show_value(record)}")
     value = record[key]
     if role == "label":
         return _label_value(where, spec, value)
     if not isinstance(value, str):
-        raise ValueError(f"{where}: not a string: {_show(value)}")
+        raise ValueError(f"{where}: not a string: {show_value(value)}")
     if role == "text_a" and not value.strip():
-        raise ValueError(f"{where}: empty text: {_show(value)}")
+        raise ValueError(f"{where}: empty text: {show_value(value)}")
     return value
 
 
@@ -255,12 +257,12 @@ def read_examples(path, spec, require_labels=True, skip_rows=0):
             and file_format != "jsonl" and not spec.label_separator):
         raise ValueError(f"{path}: multi_label labels in {file_format.upper()} need a "
                          "label_separator (e.g. ',')")
-    text = _read_text(path)
+    text = read_text(path)
     header = None
     if file_format == "jsonl":
-        records = _jsonl_records(path, text, skip_rows)
+        records = jsonl_records(path, text, skip_rows)
     else:
-        records = _delimited_records(path, text, "," if file_format == "csv" else "\t",
+        records = delimited_records(path, text, "," if file_format == "csv" else "\t",
                                      spec.quoting or file_format == "csv")[skip_rows:]
         if spec.has_header and records:
             header = [name.strip() for name in records.pop(0)[1]]
@@ -273,7 +275,7 @@ def read_examples(path, spec, require_labels=True, skip_rows=0):
         if header is not None and len(record) != len(header):
             # A tab inside a text (TSV quoting is off) would shift the later columns.
             raise ValueError(f"{path}:{line}: {len(record)} field(s) where the header has "
-                             f"{len(header)}: {_show(record)}")
+                             f"{len(header)}: {show_value(record)}")
         for role, (column, key) in columns.items():
             values[role].append(_value(path, line, spec, role, column, key, record))
     optional = {role: tuple(values[role]) if role in values else None

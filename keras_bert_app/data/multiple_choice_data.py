@@ -21,8 +21,8 @@ import json
 import os
 import random
 
-from keras_bert_app.data.classification_data import (_delimited_records, _jsonl_records,
-                                                     _read_text, _show)
+from keras_bert_app.data.classification_data import (delimited_records, jsonl_records,
+                                                     read_text, show_value)
 
 # SWAG's columns (Hugging Face `datasets` "swag", `run_swag.py`); its other columns
 # (video-id, fold-ind, startphrase, gold-source) are not read.
@@ -54,12 +54,12 @@ def read_multiple_choice(path, require_labels=True):
     content). With `require_labels=False` (a file to predict) labels may be absent
     or blank (SWAG's test split: -1); when given, they are checked all the same."""
     path = os.fspath(path)
-    text = _read_text(path)
+    text = read_text(path)
     if not text.strip():
         raise ValueError(f"{path} is empty")
     if text.lstrip().startswith("{"):
         examples = [_json_example(path, line, record, require_labels)
-                    for line, record in _jsonl_records(path, text, 0)]
+                    for line, record in jsonl_records(path, text, 0)]
     else:
         examples = _swag_examples(path, text, require_labels)
     if not examples:
@@ -68,7 +68,7 @@ def read_multiple_choice(path, require_labels=True):
 
 
 def _swag_examples(path, text, require_labels):
-    records = _delimited_records(path, text, ",", quoting=True)
+    records = delimited_records(path, text, ",", quoting=True)
     header_line, header = records[0]
     header = [h.strip() for h in header]
     endings = []
@@ -78,7 +78,7 @@ def _swag_examples(path, text, require_labels):
     if missing or len(endings) < MIN_CHOICES:
         raise ValueError(
             f"{path}:{header_line}: neither JSON lines nor SWAG's CSV layout: the header "
-            f"{_show(header, 200)} lacks "
+            f"{show_value(header, 200)} lacks "
             + ", ".join(missing + ([] if len(endings) >= MIN_CHOICES else
                                    [f"{SWAG_ENDING}0 and {SWAG_ENDING}1"]))
             + f" (SWAG: {SWAG_CONTEXT}, {SWAG_QUESTION}, {SWAG_ENDING}0..3, "
@@ -86,14 +86,14 @@ def _swag_examples(path, text, require_labels):
             f"\"{LABEL}\"}} object a line)")
     if SWAG_LABEL not in header and require_labels:
         raise ValueError(f"{path}:{header_line}: no {SWAG_LABEL!r} column; the header "
-                         f"is {_show(header, 200)}")
+                         f"is {show_value(header, 200)}")
     columns = {name: header.index(name) for name in (SWAG_CONTEXT, SWAG_QUESTION,
                                                      SWAG_LABEL) if name in header}
     examples = []
     for line, fields in records[1:]:
         if len(fields) != len(header):
             raise ValueError(f"{path}:{line}: {len(fields)} fields; the header has "
-                             f"{len(header)}: {_show(fields)}")
+                             f"{len(header)}: {show_value(fields)}")
         choices = [fields[i] for i in endings]
         label = fields[columns[SWAG_LABEL]] if SWAG_LABEL in columns else None
         examples.append(_example(
@@ -110,7 +110,7 @@ def _swag_label(path, line, value, require_labels):
     try:
         return int(value.strip())
     except ValueError:
-        raise ValueError(f"{path}:{line}: {SWAG_LABEL} {_show(value)} is not a choice "
+        raise ValueError(f"{path}:{line}: {SWAG_LABEL} {show_value(value)} is not a choice "
                          "index (0-based)") from None
 
 
@@ -122,10 +122,10 @@ def _json_example(path, line, record, require_labels):
                              f"(optional), {CHOICES}, {LABEL})")
     choices = record[CHOICES]
     if not isinstance(choices, list):
-        raise ValueError(f"{path}:{line}: {CHOICES} is not a list: {_show(choices)}")
+        raise ValueError(f"{path}:{line}: {CHOICES} is not a list: {show_value(choices)}")
     label = record.get(LABEL)
     if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
-        raise ValueError(f"{path}:{line}: {LABEL} {_show(label)} is not a choice index "
+        raise ValueError(f"{path}:{line}: {LABEL} {show_value(label)} is not a choice index "
                          "(an integer, 0-based)")
     question = record.get(QUESTION, "")
     return _example(path, line, record[CONTEXT], "" if question is None else question,
@@ -139,7 +139,7 @@ def _example(path, line, context, question, choices, label, require_labels, keys
         value = context if role == "context" else question
         if not isinstance(value, str):
             raise ValueError(f"{path}:{line}: {keys[role]} is not a string: "
-                             f"{_show(value)}")
+                             f"{show_value(value)}")
     if not context.strip():
         raise ValueError(f"{path}:{line}: {keys['context']} is empty")
     if len(choices) < MIN_CHOICES:
@@ -150,7 +150,7 @@ def _example(path, line, context, question, choices, label, require_labels, keys
         if not isinstance(choice, str) or not choice.strip():
             raise ValueError(f"{path}:{line}: {keys['choice'].format(i)} is "
                              f"{'empty' if isinstance(choice, str) else 'not a string'}"
-                             f": {_show(choice)}")
+                             f": {show_value(choice)}")
     if label is None and require_labels:
         raise ValueError(f"{path}:{line}: no label")
     if label is not None and not 0 <= label < len(choices):

@@ -62,7 +62,18 @@ class NerFile:
 
 
 def is_iob_tag(tag):
+    """`O`, `B-TYPE` or `I-TYPE`: the one definition the reader, the metrics and the
+    export share."""
     return tag == OUTSIDE or bool(_IOB_TAG.match(tag))
+
+
+def split_tag(tag):
+    """`(prefix, type)` of an IOB tag: `("O", None)`, `("B", "PER")`, `("I", "PER")`."""
+    if tag == OUTSIDE:
+        return OUTSIDE, None
+    if _IOB_TAG.match(tag):
+        return tag[0], tag[2:]
+    raise ValueError(f"tag {tag!r} is not an IOB tag (O, B-TYPE, I-TYPE).")
 
 
 def tag_type(tag):
@@ -106,15 +117,9 @@ def read_ner_file(path, tag_column=None, require_tags=True):
 
 
 def _read_lines(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist.")
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}).") from None
-    text = text[1:] if text.startswith("\ufeff") else text
+    from keras_bert_app.data.classification_data import read_text
+
+    text = read_text(path)  # UTF-8 (a bad byte named with its line), BOM dropped
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final line end
@@ -139,8 +144,7 @@ def _read_conll(path, lines, tag_column, require_tags):
         if not line.strip():
             close()
             continue
-        fields = [f.strip() for f in line.split("\t")] if separator == "\t" \
-            else line.split()
+        fields = _fields(line, separator)
         if fields[0] == DOCSTART:
             close()
             continue
@@ -291,6 +295,20 @@ def check_tags(ner_file, label_names, source):
                                  f"not in the label set of {source}: {list(label_names)}.")
 
 
+def _docstart_line(line, ner_file):
+    """A `-DOCSTART-` line with `O`s added up to the word lines' column count:
+    conlleval stops at a line whose column count differs from the first line's."""
+    fields = _fields(line, ner_file.separator)
+    width = len(_fields(ner_file.lines[ner_file.word_lines[0][0] - 1],
+                        ner_file.separator)) if ner_file.word_lines else len(fields)
+    return ner_file.separator.join(fields + [OUTSIDE] * (width - len(fields)))
+
+
+def _fields(line, separator):
+    """A CoNLL line's columns (a tab-separated token may hold spaces)."""
+    return [f.strip() for f in line.split("\t")] if separator == "\t" else line.split()
+
+
 def write_predictions(path, ner_file, predicted):
     """predictions.txt: CoNLL input → its own lines, the predicted tag appended as a
     last column (`-DOCSTART-` lines get `O`, blank lines stay blank), so every word
@@ -305,7 +323,7 @@ def write_predictions(path, ner_file, predicted):
             if number in by_line:
                 out.append(line.rstrip() + ner_file.separator + by_line[number])
             elif line.strip() and line.split()[0] == DOCSTART:
-                out.append(line.rstrip() + ner_file.separator + OUTSIDE)
+                out.append(_docstart_line(line, ner_file) + ner_file.separator + OUTSIDE)
             else:
                 out.append(line)
     else:

@@ -17,9 +17,9 @@ vocabulary or label list. Outputs by problem type (`batch` may be 0):
 import tensorflow as tf
 
 from keras_bert_app import names
-from keras_bert_app.export.serving_layout import (WARMUP_PAIRS, WARMUP_TEXTS,
-                                                  check_tensorflow_backend,
+from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
                                                   next_version_dir, serving_variables,
+                                                  text_warmup_requests,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
 
@@ -112,7 +112,7 @@ def export_classifier(export_base, model_dir=None, classifier=None, task_config=
     """
     check_tensorflow_backend("export_classifier")
     classifier, task_config = _classifier_and_task(model_dir, classifier, task_config)
-    requests = _warmup_requests(task_config.text_inputs, warmup_texts)
+    requests = text_warmup_requests(task_config.text_inputs, warmup_texts)
     module = _ClassifierExport(classifier, task_config)
     version_dir = next_version_dir(export_base)
     with checked_export_dir(version_dir) as scratch:
@@ -157,26 +157,3 @@ def _classifier_and_task(model_dir, classifier, task_config):
                              f"{MULTI_LABEL_SEPARATOR!r}, which separates the labels of "
                              "a multi-label answer.")
     return classifier, task_config
-
-
-def _warmup_requests(text_inputs, warmup_texts):
-    """One request per example, then one with all of them."""
-    pairs = len(text_inputs) == 2
-    examples = list(warmup_texts if warmup_texts is not None else
-                    WARMUP_PAIRS if pairs else WARMUP_TEXTS)
-    if not examples:
-        raise ValueError("warmup_texts is empty; give at least one example (or None).")
-    rows = []
-    for example in examples:
-        row = tuple(example) if pairs and isinstance(example, (list, tuple)) else \
-            (example,)
-        if len(row) != len(text_inputs) or not all(isinstance(t, str) for t in row):
-            raise ValueError(f"Warm-up example {example!r}: expected "
-                             + ("a (text_a, text_b) pair of strings." if pairs
-                                else "a string."))
-        rows.append(row)
-    requests = [{name: [text] for name, text in zip(text_inputs, row)} for row in rows]
-    if len(rows) > 1:
-        requests.append({name: [row[i] for row in rows]
-                         for i, name in enumerate(text_inputs)})
-    return requests

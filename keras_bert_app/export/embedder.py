@@ -12,9 +12,9 @@ exactly `pipelines.extract_features --pooling=… [--normalize]` (the same graph
 import tensorflow as tf
 
 from keras_bert_app import names
-from keras_bert_app.export.classifier import _warmup_requests
 from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
                                                   next_version_dir, serving_variables,
+                                                  text_warmup_requests,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
 from keras_bert_app.feature_extraction import (EMBEDDING, MEAN_POOLING, FeatureExtractor,
@@ -76,7 +76,7 @@ def export_embedder(export_base, model_dir, pooling=MEAN_POOLING, normalize=True
     check_pooling(pooling)
     if not isinstance(normalize, bool):
         raise ValueError(f"normalize={normalize!r} must be True or False.")
-    requests = _warmup_requests(TEXT_INPUTS, warmup_texts)
+    requests = text_warmup_requests(TEXT_INPUTS, warmup_texts)
     extractor = FeatureExtractor.from_model_dir(model_dir, max_seq_length=max_seq_length)
     module = _EmbedderExport(extractor, pooling, normalize)
     version_dir = next_version_dir(export_base)

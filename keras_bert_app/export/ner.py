@@ -6,8 +6,9 @@ whitespace-separated tokens (what a CoNLL line holds: `S.F.` and `#Padres` stay 
 word; our tokenizer still splits them into pieces as in training) with character
 offsets, `run_ner`'s windows over a text of any
 length (the encoder over a bounded number of windows per call), each word's tag at
-its first piece in its max-context window, and entities by conlleval's chunks (the
-default metric mode of `run_ner`).
+its first piece in its max-context window, and entities by the rules the model was
+evaluated by (`task_config.json` `settings.strict_iob2`: seqeval's strict IOB2 for a
+`run_ner --strict_iob2` model, else conlleval's chunks, `run_ner`'s default).
 
 | output              | dtype, shape                | meaning                           |
 |---------------------|-----------------------------|-----------------------------------|
@@ -29,7 +30,6 @@ word that starts where a CoNLL token starts is `run_ner`'s tag for that token (t
 encoder sees the same pieces; the tests compare them).
 """
 
-import os
 
 import tensorflow as tf
 
@@ -76,6 +76,8 @@ class _NerExport(tf.Module):
         self._tokenizer = tokenizer  # its tables and frozen variables are saved
         self._length = task_config.max_seq_length
         self._stride = task_config.settings["doc_stride"]
+        # The entity rules the model was evaluated by (absent: conlleval's).
+        self._strict = bool(task_config.settings.get("strict_iob2", False))
         self._windows_per_call = int(windows_per_call)
         prefix, type_id, types = label_tables(task_config.label_names)
         self._prefix = tf.constant(prefix, tf.int32)
@@ -129,7 +131,8 @@ class _NerExport(tf.Module):
         row_text = tf.gather(text, word_rows)
         words = tf.strings.substr(row_text, start_byte, end_byte - start_byte,
                                   unit="BYTE")
-        first, last, kind = entity_words(tag_ids, word_rows, self._prefix, self._type_id)
+        first, last, kind = entity_words(tag_ids, word_rows, self._prefix, self._type_id,
+                                         strict=self._strict)
         entity_rows = tf.gather(word_rows, first)
         entity_start = tf.gather(start_byte, first)
         entity_text = tf.strings.substr(tf.gather(text, entity_rows), entity_start,
@@ -221,7 +224,6 @@ def export_ner(export_base, model_dir=None, tagger=None, tokenizer=None,
 
 def _model_and_settings(model_dir, tagger, tokenizer, task_config):
     from keras_bert_app.model_dir import load_task_model
-    from keras_bert_app.text.text_config import TextConfig
     from keras_bert_app.text.tokenizer import BertTokenizer
 
     in_memory = (tagger, tokenizer, task_config)
@@ -231,12 +233,7 @@ def _model_and_settings(model_dir, tagger, tokenizer, task_config):
                          "tokenizer and task_config.")
     if model_dir is not None:
         tagger, task_config = load_task_model(model_dir, names.NER_TASK)
-        text_config = TextConfig.from_json_file(
-            os.path.join(model_dir, names.TEXT_CONFIG_FILE))
-        vocab_file = os.path.join(model_dir, names.VOCAB_FILE)
-        text_config.check_vocab(vocab_file)
-        tokenizer = BertTokenizer(vocab_file, lower_case=text_config.do_lower_case,
-                                  max_chars_per_word=text_config.max_chars_per_word)
+        tokenizer = BertTokenizer.from_model_dir(model_dir)
     if task_config.task != names.NER_TASK:
         raise ValueError(f"task_config {task_config} is not a NER task.")
     if tagger.encoder.config.vocab_size != tokenizer.vocab_size:

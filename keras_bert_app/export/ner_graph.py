@@ -11,14 +11,13 @@ Shapes: `batch` texts; `W` words over all of them; `T` windows (a text has at le
 one); `width` the longest window of the batch (at most `max_seq_length`).
 """
 
-import re
-
 import tensorflow as tf
 
 from keras_bert_app import names
-from keras_bert_app.export.squad_graph import MIN_WIDTH, _gather_or_zero, _max_context
+from keras_bert_app.data.ner_data import is_iob_tag
+from keras_bert_app.export.squad_graph import (MIN_WIDTH, gather_or_zero,
+                                               max_context_flags)
 
-_IOB_TAG = re.compile(r"^(O|[BI]-\S.*)$")
 
 
 def ner_windows(ids, max_seq_length, doc_stride, special_ids):
@@ -52,7 +51,7 @@ def ner_windows(ids, max_seq_length, doc_stride, special_ids):
     piece = tf.where(in_window, tf.gather(ids.row_starts(), example)[:, tf.newaxis]
                      + start[:, tf.newaxis] + offset, -1)
     mask = position < used[:, tf.newaxis]
-    word_ids = tf.where(in_window, _gather_or_zero(ids.flat_values, piece),
+    word_ids = tf.where(in_window, gather_or_zero(ids.flat_values, piece),
                         tf.zeros_like(piece, tf.int32))
     word_ids = tf.where(tf.equal(position, (used - 1)[:, tf.newaxis]),
                         special_ids[names.SEP_TOKEN], word_ids)
@@ -62,7 +61,7 @@ def ner_windows(ids, max_seq_length, doc_stride, special_ids):
             names.INPUT_MASK: tf.cast(mask, tf.int32),
             names.INPUT_TYPE_IDS: tf.zeros_like(word_ids, tf.int32),
             "piece": piece,
-            "max_context": _max_context(piece, in_window, offset, count,
+            "max_context": max_context_flags(piece, in_window, offset, count,
                                         tf.size(ids.flat_values, tf.int64))}
 
 
@@ -78,7 +77,7 @@ def piece_tags(logits, windows, num_pieces):
 def label_tables(label_names):
     """`(prefix, type id, type names)` of IOB tags: prefix 0 `O`, 1 `B`, 2 `I` per
     tag id; type id per tag id (-1 for `O`); the types, sorted."""
-    bad = [t for t in label_names if not _IOB_TAG.match(t)]
+    bad = [t for t in label_names if not is_iob_tag(t)]
     if bad:
         raise ValueError(f"label_names {bad} are not IOB tags (O, B-TYPE, I-TYPE): the "
                          "export reads entities from IOB tags.")
@@ -88,27 +87,41 @@ def label_tables(label_names):
     return prefix, type_id, types
 
 
-def entity_words(tag_ids, word_rows, prefix_table, type_table):
-    """Entities by conlleval's chunks over each text's words.
+def entity_words(tag_ids, word_rows, prefix_table, type_table, strict=False):
+    """Entities over each text's words by `training.ner_metrics.entities`' rules.
 
     Args:
         tag_ids: int `[W]`, the tag of every word (all texts, in order).
         word_rows: int64 `[W]`, each word's text.
         prefix_table, type_table: int32 `[tags]` from `label_tables`.
+        strict: seqeval's strict IOB2 mode instead of conlleval's chunks.
 
     Returns:
-        `(first word, last word, type id)`, int64 `[entities]` each, in text order:
-        a chunk starts at `B-X`, and at `I-X` after `O`, a text's start or another
-        type; it goes on over the following `I-X`.
+        `(first word, last word, type id)`, int64 `[entities]` each, in text order.
+        conlleval: a chunk starts at `B-X`, and at `I-X` after `O`, a text's start or
+        another type; it goes on over the following `I-X`. Strict: an entity is
+        `B-X` and the `I-X`s right after it; any other `I-` is in no entity.
     """
     prefix = tf.gather(prefix_table, tag_ids)
     kind = tf.gather(type_table, tag_ids)
     first_in_row = tf.not_equal(word_rows, tf.concat([[-1], word_rows[:-1]], 0))
     previous_kind = tf.concat([[-1], kind[:-1]], 0)
-    starts = tf.logical_or(tf.equal(prefix, 1), tf.logical_and(
-        tf.equal(prefix, 2),
-        tf.logical_or(first_in_row, tf.not_equal(previous_kind, kind))))
-    inside = prefix > 0  # a non-O word after a start continues its chunk
+    # An I- that cannot continue the word before it: conlleval starts a chunk there.
+    stray = tf.logical_and(tf.equal(prefix, 2),
+                           tf.logical_or(first_in_row, tf.not_equal(previous_kind, kind)))
+    if strict:
+        starts = tf.equal(prefix, 1)
+        # Runs of words that continue one another (an I- of the word before's type
+        # in the same text) begin at every other word; a run's words are an
+        # entity's when it begins at a B-.
+        run = tf.cumsum(tf.cast(tf.logical_or(tf.not_equal(prefix, 2), stray),
+                                tf.int64)) - 1  # [W]
+        run_begins_with_b = tf.math.unsorted_segment_max(
+            tf.cast(starts, tf.int32), run, tf.reduce_max(tf.concat([run, [-1]], 0)) + 1)
+        inside = tf.logical_and(prefix > 0, tf.gather(run_begins_with_b, run) > 0)
+    else:
+        starts = tf.logical_or(tf.equal(prefix, 1), stray)
+        inside = prefix > 0  # a non-O word after a start continues its chunk
     entity = tf.cumsum(tf.cast(starts, tf.int64)) - 1  # [W]
     count = tf.reduce_sum(tf.cast(starts, tf.int64))
     words = tf.range(tf.size(tag_ids, out_type=tf.int64))

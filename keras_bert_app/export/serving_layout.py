@@ -102,6 +102,32 @@ def write_warmup_requests(version_dir, requests, signature_name=SERVING_DEFAULT)
     return path
 
 
+def text_warmup_requests(text_inputs, warmup_texts=None):
+    """Warm-up requests for a signature of string inputs `text_inputs` (one, or a
+    pair): one request per example, then one with all of them (so both the batch-1
+    and the batched shapes are traced before traffic). `warmup_texts`: strings, or
+    (text_a, text_b) pairs for two inputs; None: `WARMUP_TEXTS` / `WARMUP_PAIRS`."""
+    pairs = len(text_inputs) == 2
+    examples = list(warmup_texts if warmup_texts is not None else
+                    WARMUP_PAIRS if pairs else WARMUP_TEXTS)
+    if not examples:
+        raise ValueError("warmup_texts is empty; give at least one example (or None).")
+    rows = []
+    for example in examples:
+        row = tuple(example) if pairs and isinstance(example, (list, tuple)) else \
+            (example,)
+        if len(row) != len(text_inputs) or not all(isinstance(t, str) for t in row):
+            raise ValueError(f"Warm-up example {example!r}: expected "
+                             + ("a (text_a, text_b) pair of strings." if pairs
+                                else "a string."))
+        rows.append(row)
+    requests = [{name: [text] for name, text in zip(text_inputs, row)} for row in rows]
+    if len(rows) > 1:
+        requests.append({name: [row[i] for row in rows]
+                         for i, name in enumerate(text_inputs)})
+    return requests
+
+
 def _array(value):
     if isinstance(value, (list, tuple)) and value and all(
             isinstance(v, (str, bytes)) for v in value):

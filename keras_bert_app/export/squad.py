@@ -25,7 +25,6 @@ The answers are `run_squad`'s: the same windows and rules (the tests compare the
 with `predictions.json`).
 """
 
-import os
 
 import tensorflow as tf
 
@@ -190,7 +189,6 @@ def export_squad(export_base, model_dir=None, span_labeler=None, tokenizer=None,
 
 def _model_and_settings(model_dir, span_labeler, tokenizer, task_config):
     from keras_bert_app.model_dir import load_span_labeler
-    from keras_bert_app.text.text_config import TextConfig
     from keras_bert_app.text.tokenizer import BertTokenizer
 
     in_memory = (span_labeler, tokenizer, task_config)
@@ -200,12 +198,7 @@ def _model_and_settings(model_dir, span_labeler, tokenizer, task_config):
                          "with its tokenizer and task_config.")
     if model_dir is not None:
         span_labeler, task_config = load_span_labeler(model_dir)
-        text_config = TextConfig.from_json_file(
-            os.path.join(model_dir, names.TEXT_CONFIG_FILE))
-        vocab_file = os.path.join(model_dir, names.VOCAB_FILE)
-        text_config.check_vocab(vocab_file)
-        tokenizer = BertTokenizer(vocab_file, lower_case=text_config.do_lower_case,
-                                  max_chars_per_word=text_config.max_chars_per_word)
+        tokenizer = BertTokenizer.from_model_dir(model_dir)
     if task_config.task != names.SQUAD_TASK:
         raise ValueError(f"task_config {task_config} is not a SQuAD task.")
     if span_labeler.encoder.config.vocab_size != tokenizer.vocab_size:

@@ -116,9 +116,9 @@ def squad_windows(query, context_ids, settings, special_ids):
     mask = position < used[:, tf.newaxis]
     is_sep = tf.logical_or(tf.equal(position, (q_w + 1)[:, None]),
                            tf.equal(position, (used - 1)[:, None]))
-    word_ids = tf.where(in_context, _gather_or_zero(context_ids.flat_values, piece),
+    word_ids = tf.where(in_context, gather_or_zero(context_ids.flat_values, piece),
                         tf.zeros_like(piece, tf.int32))
-    word_ids = tf.where(in_query, _gather_or_zero(query.flat_values, query_index),
+    word_ids = tf.where(in_query, gather_or_zero(query.flat_values, query_index),
                         word_ids)
     word_ids = tf.where(tf.logical_and(is_sep, mask), special_ids[names.SEP_TOKEN],
                         word_ids)
@@ -129,18 +129,18 @@ def squad_windows(query, context_ids, settings, special_ids):
             names.INPUT_MASK: tf.cast(mask, tf.int32),
             names.INPUT_TYPE_IDS: tf.cast(type_ids, tf.int32),
             "example": example, "piece": piece,
-            "max_context": _max_context(piece, in_context, offset, count,
+            "max_context": max_context_flags(piece, in_context, offset, count,
                                         tf.size(context_ids.flat_values, tf.int64))}
 
 
-def _gather_or_zero(values, index):
+def gather_or_zero(values, index):
     """values[index] where 0 <= index < len(values), else 0 (positions masked later)."""
     safe = tf.clip_by_value(index, 0, tf.maximum(tf.size(values, tf.int64) - 1, 0))
     return tf.where(tf.logical_and(index >= 0, index < tf.size(values, tf.int64)),
                     tf.gather(tf.concat([values, [0]], 0), safe), 0)
 
 
-def _max_context(piece, in_context, offset, count, num_pieces):
+def max_context_flags(piece, in_context, offset, count, num_pieces):
     """Google's `_check_is_max_context` for every context position of every window:
     the window where the piece has the most context on its shorter side (+ 0.01 per
     window length; float64 as Python's arithmetic), the first one on ties."""

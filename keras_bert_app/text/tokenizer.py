@@ -87,6 +87,28 @@ class BertTokenizer(tf.Module):
             self._is_suffix = _frozen(np.array([t.startswith("##") for t in tokens]),
                                       "is_suffix")
 
+    @classmethod
+    def from_text_config(cls, vocab_file, text_config):
+        """The tokenizer over `vocab_file` that a `TextConfig` describes (casing,
+        longest word): how every stage of a model tokenizes alike."""
+        return cls(vocab_file, lower_case=text_config.do_lower_case,
+                   max_chars_per_word=text_config.max_chars_per_word)
+
+    @classmethod
+    def from_model_dir(cls, directory):
+        """The tokenizer of a model directory: its `vocab.txt` with the settings of
+        its `text_config.json` (checked against the vocabulary)."""
+        import os
+
+        from keras_bert_app.files import model_dir_files
+        from keras_bert_app.text.text_config import TextConfig
+
+        vocab_file, text_file = model_dir_files(directory, names.VOCAB_FILE,
+                                                names.TEXT_CONFIG_FILE)
+        text_config = TextConfig.from_json_file(os.fspath(text_file))
+        text_config.check_vocab(vocab_file)
+        return cls.from_text_config(vocab_file, text_config)
+
     @property
     def vocab(self):
         """The tokens, id = position."""

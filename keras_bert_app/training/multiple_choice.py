@@ -9,17 +9,13 @@ import os
 import keras
 
 from keras_bert_app import names
-from keras_bert_app.training import runner
-from keras_bert_app.training.checkpointing import CheckpointManager
-from keras_bert_app.training.classification import (_best_record, _best_weights,
-                                                    _BestCheckpoint, _final_evaluation,
-                                                    _intervals)
+from keras_bert_app.training import fine_tuning, runner
+from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import create_distribution
-from keras_bert_app.training.keras_workarounds import prepare_for_distribution
-from keras_bert_app.training.multiple_choice_inputs import (read_multiple_choice_data,
+from keras_bert_app.training.multiple_choice_inputs import (choice_model_of,
+                                                            read_multiple_choice_data,
                                                             training_model)
-from keras_bert_app.training.optimizers import create_optimizer
-from keras_bert_app.training.run_config import FineTuningSettings, positive
+from keras_bert_app.training.run_config import FileTaskSettings
 
 # The settings every run writes into its model_dir (checked by a resume).
 RUN_FILE = names.MULTIPLE_CHOICE_RUN_FILE
@@ -31,7 +27,7 @@ RESUME_SETTINGS = ("train_file", "eval_file", "seed", "train_batch_size",
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MultipleChoiceRunConfig(FineTuningSettings):
+class MultipleChoiceRunConfig(FileTaskSettings):
     """Everything a multiple-choice run needs; `pipelines.run_multiple_choice`'s
     flags; model source, execution and schedule as every fine-tuning run
     (`FineTuningSettings`; an example is a question with all its choices, so a batch
@@ -43,23 +39,8 @@ class MultipleChoiceRunConfig(FineTuningSettings):
     with.
     """
 
-    train_file: str = None
-    eval_file: str = None
-    predict_file: str = None
-    do_eval: bool = False
-    do_predict: bool = False
-    eval_batch_size: int = 8
-    save_checkpoints_steps: int = None  # default: one epoch
-
     def __post_init__(self):
         super().__post_init__()
-        if not (self.do_train or self.do_eval or self.do_predict):
-            raise ValueError("Nothing to do: set do_train, do_eval and/or do_predict.")
-        for flag, file in (("do_train", self.train_file), ("do_eval", self.eval_file),
-                           ("do_predict", self.predict_file)):
-            if getattr(self, flag) and file is None:
-                raise ValueError(f"{flag} needs {flag.replace('do_', '')}_file.")
-        positive(self, "eval_batch_size")
         if self.max_seq_length < 5:
             raise ValueError(f"max_seq_length={self.max_seq_length} must be at least 5 "
                              "([CLS] context [SEP] choice [SEP]).")
@@ -99,63 +80,42 @@ def run_multiple_choice(config, distribution=None):
 
 
 def _train(config, data, distribution, manager):
-    from keras_bert_app.models import BertEncoder, BertMultipleChoice, BertPretrainer
+    from keras_bert_app.models import BertMultipleChoice
 
     model_config, vocab_file, text_config, source_weights = runner.model_sources(config)
     model_config.validate_sequence_length(config.max_seq_length)
     data.set_text(vocab_file, text_config, config.max_seq_length)
-    num_steps = config.num_train_steps or max(1, int(
-        len(data.train) * config.num_train_epochs / config.train_batch_size))
-    save_steps, log_steps = _intervals(config, len(data.train))
-    run_file = os.path.join(config.model_dir, RUN_FILE)
-    resume_step = manager.latest_step() or 0
-    if resume_step:
-        runner.check_resume_settings(run_file, dataclasses.replace(
-            config, num_train_steps=num_steps), RESUME_SETTINGS, data=data.settings())
-        print(f"Resuming at step {resume_step} of {num_steps}.")
+    plan = fine_tuning.schedule(config, len(data.train))
+    resume_step = fine_tuning.resume_or_record(
+        config, os.path.join(config.model_dir, RUN_FILE), RESUME_SETTINGS, manager,
+        plan.num_steps, data.settings(), distribution.is_chief)
     dataset = data.train_dataset(config.train_batch_size, seed=config.seed,
                                  skip_batches=resume_step)
-    if distribution.is_chief:
-        runner.write_run_config(run_file, config, data=data.settings(),
-                                num_train_steps=num_steps)
-    with distribution.scope():
-        encoder = BertEncoder(model_config, dtype=config.mixed_precision)
-        choice_model = BertMultipleChoice(encoder)
-        model = training_model(choice_model)
-        model.compile(
-            optimizer=create_optimizer(config.learning_rate, num_steps,
-                                       int(num_steps * config.warmup_proportion),
-                                       optimizer=config.optimizer,
-                                       weight_decay=config.weight_decay),
-            loss=choice_model.default_loss(), metrics=choice_model.default_metrics(),
-            jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
-        model.optimizer.build(model.trainable_variables)
-        prepare_for_distribution(model, distribution)
-        step = manager.restore(model)
-        if step == 0 and source_weights is not None:
-            source_weights(BertPretrainer(encoder))
-    if step < num_steps and distribution.is_chief:
+    model, step = fine_tuning.compiled_task_model(
+        config, model_config, lambda encoder: training_model(BertMultipleChoice(encoder)),
+        num_steps=plan.num_steps, manager=manager,
+        distribution=distribution, initialize=fine_tuning.pretrained_weights(source_weights),
+        compile_args=lambda model: {"loss": choice_model_of(model).default_loss(),
+                                    "metrics": choice_model_of(model).default_metrics()})
+    if step < plan.num_steps and distribution.is_chief:
         print(f"Fine-tuning for multiple choice {distribution.describe()}: "
-              f"{len(data.train)} questions, steps {step} → {num_steps}, batch "
+              f"{len(data.train)} questions, steps {step} → {plan.num_steps}, batch "
               f"{config.train_batch_size}.")
-    callbacks = []
-    if config.do_eval:
-        callbacks.append(_BestCheckpoint(config, data, manager, save_steps, num_steps,
-                                         log_steps, distribution.is_chief))
-    runner.fit_steps(model, dataset, manager, start_step=step, num_train_steps=num_steps,
-                     log_steps=log_steps, save_checkpoints_steps=save_steps,
-                     global_batch_size=config.train_batch_size,
-                     model_dir=config.model_dir, distribution=distribution,
-                     verbose=config.verbose, callbacks=callbacks)
     # Float32, without the optimizer: what the directory holds and the export serves,
     # so predictions.tsv is what a server answers. With do_eval: the best weights.
-    model = data.classifier_copy(model)
-    best = _best_record(manager)
-    if config.do_eval and best is not None:
-        model.load_weights(_best_weights(manager, best))
+    model = fine_tuning.train_and_keep_best(config, data, model, dataset, manager,
+                                            distribution, plan, step)
     if distribution.is_chief:
         data.save_model_dir(config.model_dir, model)
-    return model, num_steps
+    return model, plan.num_steps
+
+
+def _final_evaluation(config, data, model, manager, step, chief=True):
+    results, extra = fine_tuning.final_results(config, data, model, manager, step, chief)
+    results.update(extra, eval_examples=sum(len(e) for _, e in data.eval_sets))
+    if chief:
+        write_json(os.path.join(config.model_dir, names.EVAL_RESULTS_FILE), results)
+    return results
 
 
 def _trained(config, data, distribution):

@@ -12,15 +12,9 @@ the gold or the predicted tags, with its gold `support`); 0 where a denominator 
 (seqeval's zero_division default). Tags are IOB (`O`, `B-X`, `I-X`).
 """
 
-OUTSIDE = "O"
+from keras_bert_app.data.ner_data import OUTSIDE, split_tag
 
 
-def _split(tag):
-    if tag == OUTSIDE:
-        return OUTSIDE, None
-    if len(tag) > 2 and tag[0] in "BI" and tag[1] == "-":
-        return tag[0], tag[2:]
-    raise ValueError(f"tag {tag!r} is not an IOB tag (O, B-TYPE, I-TYPE).")
 
 
 def entities(tags, strict=False):
@@ -28,7 +22,7 @@ def entities(tags, strict=False):
     found = []
     start, kind = None, None  # the open chunk
     for index, tag in enumerate(list(tags) + [OUTSIDE]):
-        prefix, tag_kind = _split(tag)
+        prefix, tag_kind = split_tag(tag)
         continues = prefix == "I" and start is not None and tag_kind == kind
         if start is not None and not continues:
             found.append((kind, start, index - 1))

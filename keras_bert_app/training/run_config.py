@@ -82,6 +82,32 @@ class FineTuningSettings(RunSettings):
             raise ValueError(f"learning_rate={self.learning_rate} must be positive.")
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FileTaskSettings(FineTuningSettings):
+    """A fine-tuning run on data files (`run_ner`, `run_multiple_choice`): each of
+    `do_train`, `do_eval` and `do_predict` reads its own file; with `do_eval` the
+    model is evaluated at every checkpoint (every `save_checkpoints_steps`, by
+    default once an epoch) and the best is what the model directory ends with."""
+
+    train_file: str = None
+    eval_file: str = None
+    predict_file: str = None
+    do_eval: bool = False
+    do_predict: bool = False
+    eval_batch_size: int = 8
+    save_checkpoints_steps: int = None  # default: one epoch
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (self.do_train or self.do_eval or self.do_predict):
+            raise ValueError("Nothing to do: set do_train, do_eval and/or do_predict.")
+        for flag, file in (("do_train", self.train_file), ("do_eval", self.eval_file),
+                           ("do_predict", self.predict_file)):
+            if getattr(self, flag) and file is None:
+                raise ValueError(f"{flag} needs {flag.replace('do_', '')}_file.")
+        positive(self, "eval_batch_size")
+
+
 def positive(config, *fields):
     """Refuses a field that is not a positive integer, naming it."""
     for field in fields:

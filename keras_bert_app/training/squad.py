@@ -9,11 +9,9 @@ import keras
 import numpy as np
 
 from keras_bert_app import names
-from keras_bert_app.training import runner
+from keras_bert_app.training import fine_tuning, runner
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import create_distribution
-from keras_bert_app.training.keras_workarounds import prepare_for_distribution
-from keras_bert_app.training.optimizers import create_optimizer
 from keras_bert_app.training.run_config import FineTuningSettings, positive
 
 # What a resumed run must share with the run it continues.
@@ -127,13 +125,6 @@ def _float32(model, distribution):
     return copy
 
 
-def _tokenizer(vocab_file, text_config):
-    from keras_bert_app.text.tokenizer import BertTokenizer
-
-    return BertTokenizer(vocab_file, lower_case=text_config.do_lower_case,
-                         max_chars_per_word=text_config.max_chars_per_word)
-
-
 def _windows(path, examples, tokenizer, config, is_training=False):
     from keras_bert_app.data.squad_features import squad_features
 
@@ -146,47 +137,38 @@ def _windows(path, examples, tokenizer, config, is_training=False):
 
 def _train(config, examples, distribution, manager):
     from keras_bert_app.model_dir import TaskConfig, save_span_labeler_dir
-    from keras_bert_app.models import BertEncoder, BertPretrainer, BertSpanLabeler
+    from keras_bert_app.models import BertSpanLabeler
+    from keras_bert_app.text.tokenizer import BertTokenizer
 
     model_config, vocab_file, text_config, source_weights = runner.model_sources(config)
     model_config.validate_sequence_length(config.max_seq_length)
-    tokenizer = _tokenizer(vocab_file, text_config)
+    tokenizer = BertTokenizer.from_text_config(vocab_file, text_config)
     features = _windows(config.train_file, examples, tokenizer, config, is_training=True)
     num_steps = config.num_train_steps or max(1, int(
         len(examples) * config.num_train_epochs / config.train_batch_size))
     save_steps = min(config.save_checkpoints_steps, num_steps)
     log_steps = config.log_steps or runner.default_log_steps(save_steps,
                                                              config.steps_per_execution)
-    run_file = os.path.join(config.model_dir, names.SQUAD_RUN_FILE)
-    resume_step = manager.latest_step() or 0
     data = {"train_questions": len(examples), "train_windows": len(features)}
-    if resume_step:
-        runner.check_resume_settings(run_file, dataclasses.replace(
-            config, num_train_steps=num_steps), RESUME_SETTINGS, data=data)
-        print(f"Resuming at step {resume_step} of {num_steps}.")
-    if distribution.is_chief:
-        runner.write_run_config(run_file, config, data=data, num_train_steps=num_steps)
+    resume_step = fine_tuning.resume_or_record(
+        config, os.path.join(config.model_dir, names.SQUAD_RUN_FILE), RESUME_SETTINGS,
+        manager, num_steps, data, distribution.is_chief)
     # Reshuffled every pass with the run's seed, so a resumed run sees the same
     # stream; the batches already trained on are skipped.
     dataset = _features_dataset(features, config.train_batch_size, labels=True).shuffle(
         len(features), seed=config.seed, reshuffle_each_iteration=True).repeat().batch(
         config.train_batch_size, drop_remainder=True).skip(resume_step)
-    with distribution.scope():
-        encoder = BertEncoder(model_config, dtype=config.mixed_precision)
+
+    def build(encoder):
         # The span head reads the sequence output only: the pooler gets no gradient
         # (Hugging Face's QA model drops it). Frozen, it keeps its weights, has no
         # optimizer state and draws no "gradients do not exist" warning.
         encoder.get_layer("pooler").trainable = False
-        model = BertSpanLabeler(encoder)
-        model.compile(optimizer=create_optimizer(
-            config.learning_rate, num_steps, int(num_steps * config.warmup_proportion),
-            optimizer=config.optimizer, weight_decay=config.weight_decay),
-            jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
-        model.optimizer.build(model.trainable_variables)
-        prepare_for_distribution(model, distribution)
-        step = manager.restore(model)
-        if step == 0 and source_weights is not None:
-            source_weights(BertPretrainer(encoder))
+        return BertSpanLabeler(encoder)
+
+    model, step = fine_tuning.compiled_task_model(
+        config, model_config, build, num_steps=num_steps, manager=manager,
+        distribution=distribution, initialize=fine_tuning.pretrained_weights(source_weights))
     if step < num_steps and distribution.is_chief:
         print(f"Fine-tuning for SQuAD {distribution.describe()}: {len(examples)} "
               f"questions in {len(features)} windows, steps {step} → {num_steps}, "
@@ -207,7 +189,7 @@ def _trained(config, distribution):
     """Prediction alone: the fine-tuned SQuAD directory `model_dir` or
     `init_model_dir`, whose window settings the run must share."""
     from keras_bert_app.model_dir import load_span_labeler, read_task_config
-    from keras_bert_app.text.text_config import TextConfig
+    from keras_bert_app.text.tokenizer import BertTokenizer
 
     for directory in (config.model_dir, config.init_model_dir):
         task = read_task_config(directory) if directory else None
@@ -222,10 +204,7 @@ def _trained(config, distribution):
         with distribution.scope():
             model, _ = load_span_labeler(directory)
         _record_prediction_settings(directory, task, config, distribution.is_chief)
-        text_config = TextConfig.from_json_file(os.path.join(directory,
-                                                             names.TEXT_CONFIG_FILE))
-        return model, _tokenizer(os.path.join(directory, names.VOCAB_FILE),
-                                 text_config), None
+        return model, BertTokenizer.from_model_dir(directory), None
     raise ValueError(f"do_train=false, and neither model_dir={config.model_dir} nor "
                      f"init_model_dir={config.init_model_dir} is a fine-tuned SQuAD "
                      "directory: there is no model to predict with.")

@@ -122,6 +122,15 @@ def take(dataset, count):
     return out
 
 
+def unmasked(ids, positions, original_ids, weights):
+    """`ids` with the original token back at every masked position."""
+    ids = np.array(ids)
+    for row in range(len(ids)):
+        real = weights[row] > 0
+        ids[row, positions[row][real]] = original_ids[row][real]
+    return ids
+
+
 def test_raw_text_nsp_batches(corpus):
     batches = take(raw_text_pretraining_dataset(corpus, SHAKESPEARE_VOCAB, 64,
                                                 max_seq_length=64, seed=1,
@@ -133,6 +142,10 @@ def test_raw_text_nsp_batches(corpus):
         assert label[names.MASKED_LM_IDS].shape == (64, 20)
         ids, types = features[names.INPUT_WORD_IDS], features[names.INPUT_TYPE_IDS]
         real = features[names.INPUT_MASK] > 0
+        # The packing is checked on the tokens before masking: 10% of the masked
+        # positions hold a random vocabulary entry, [SEP] and [CLS] included (Google).
+        ids = unmasked(ids, features[names.MASKED_LM_POSITIONS], label[names.MASKED_LM_IDS],
+                       label[names.MASKED_LM_WEIGHTS])
         for row in range(len(ids)):
             n = real[row].sum()
             seps = np.flatnonzero(ids[row, :n] == SEP)
@@ -158,12 +171,8 @@ def test_raw_text_sop_and_mlm_only(corpus):
     assert not labels[names.NEXT_SENTENCE_LABELS].any()
     # One [SEP] per row in the unmasked text (a masked position may hold a random
     # replacement, which can be any id, [SEP] included, as in Google's code).
-    ids = features[names.INPUT_WORD_IDS].copy()
-    rows = np.arange(len(ids))[:, None]
-    chosen = labels[names.MASKED_LM_WEIGHTS] > 0
-    positions = features[names.MASKED_LM_POSITIONS]
-    ids[np.broadcast_to(rows, positions.shape)[chosen], positions[chosen]] = \
-        labels[names.MASKED_LM_IDS][chosen]
+    ids = unmasked(features[names.INPUT_WORD_IDS], features[names.MASKED_LM_POSITIONS],
+                   labels[names.MASKED_LM_IDS], labels[names.MASKED_LM_WEIGHTS])
     assert ((ids == SEP).sum(1) == 1).all()
 
 

@@ -75,6 +75,21 @@ def test_bad_input_names_file_line_and_value(tmp_path, text, message):
         read_ner_file(write(tmp_path, text))
 
 
+def test_undecodable_bytes_are_named_with_their_line(tmp_path):
+    path = tmp_path / "latin1.conll"
+    path.write_bytes("EU B-ORG\n\nM\u00fcller B-PER\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.conll:3: not UTF-8"):
+        read_ner_file(str(path))
+    with pytest.raises(FileNotFoundError, match="missing.conll"):
+        read_ner_file(str(tmp_path / "missing.conll"))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    path = tmp_path / "bom.conll"
+    path.write_bytes("\ufeffEU B-ORG\n".encode("utf-8"))
+    assert read_ner_file(str(path)).sentences == [["EU"]]
+
+
 def test_prediction_data_needs_no_tags(tmp_path):
     data = read_ner_file(write(tmp_path, "a\nb\n\nc\n"), require_tags=False)
     assert data.sentences == [["a", "b"], ["c"]] and data.tags is None
@@ -116,6 +131,18 @@ def test_predictions_repeat_the_lines_with_the_tag_appended(tmp_path):
                      "Blackburn NNP I-NP I-PER B-PER", ""]
     # conlleval's one rule on layout: every non-blank line has the same columns.
     assert len({len(l.split()) for l in lines if l}) == 1
+
+
+@pytest.mark.parametrize("separator", [" ", "\t"])
+def test_a_short_docstart_line_gets_the_word_lines_columns(tmp_path, separator):
+    text = f"-DOCSTART-{separator}O\n\nEU{separator}NNP{separator}B-ORG\n"
+    data = read_ner_file(write(tmp_path, text), require_tags=False)
+    out = str(tmp_path / "predictions.txt")
+    write_predictions(out, data, [["B-ORG"]])
+    with open(out, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    assert [len(l.split(separator)) for l in lines if l] == [4, 4]
+    assert lines[0] == separator.join(["-DOCSTART-", "O", "O", "O"])
 
 
 def test_json_predictions_are_conll_columns(tmp_path):

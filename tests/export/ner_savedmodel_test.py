@@ -27,7 +27,7 @@ from keras_bert_app.model_dir import TaskConfig, save_model_dir, save_task_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer, BertTokenClassifier
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.tokenizer import BertTokenizer
-from keras_bert_app.training.ner import window_logits
+from keras_bert_app.training.ner_inputs import window_logits
 from keras_bert_app.training.ner_metrics import entities
 from tests.export.tf_only_check import run_check
 from tests.helpers import SHAKESPEARE_VOCAB, tiny_config

@@ -138,5 +138,28 @@ def test_vocab_file_errors_name_file_and_line(tmp_path):
     assert vocab_fingerprint(["a", "b"]) != vocab_fingerprint(["b", "a"])
 
 
+def test_from_model_dir_takes_casing_and_word_length_from_text_config(tmp_path):
+    import dataclasses
+    import shutil
+
+    from keras_bert_app.text.text_config import TextConfig
+    from tests.helpers import SHAKESPEARE_VOCAB
+
+    shutil.copy(SHAKESPEARE_VOCAB, tmp_path / "vocab.txt")
+    config = dataclasses.replace(TextConfig.for_vocab(SHAKESPEARE_VOCAB, False),
+                                 max_chars_per_word=7)
+    config.to_json_file(tmp_path / "text_config.json")
+    tokenizer = BertTokenizer.from_model_dir(tmp_path)
+    assert (tokenizer.lower_case, tokenizer.max_chars_per_word) == (False, 7)
+    # Another vocabulary under the same settings is refused, not tokenized with.
+    with open(tmp_path / "vocab.txt", "a", encoding="utf-8") as f:
+        f.write("extra\n")
+    with pytest.raises(ValueError, match="is not the vocabulary"):
+        BertTokenizer.from_model_dir(tmp_path)
+    (tmp_path / "text_config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="text_config.json is missing"):
+        BertTokenizer.from_model_dir(tmp_path)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

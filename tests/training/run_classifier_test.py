@@ -117,7 +117,7 @@ def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_
 
 def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
         pretrained, tmp_path, monkeypatch):
-    from keras_bert_app.training import classification
+    from keras_bert_app.training import fine_tuning
     from keras_bert_app.training.classification import ClassifierRunConfig, run_classifier
 
     train, dev, _ = sentiment_files(tmp_path)
@@ -128,7 +128,7 @@ def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
         evaluated.append(step)
         return {"accuracy": next(scripted), "loss": 1.0 / step}
 
-    monkeypatch.setattr(classification, "_evaluate", fake_evaluate)
+    monkeypatch.setattr(fine_tuning, "evaluate", fake_evaluate)
     model_dir = tmp_path / "run"
     results = run_classifier(ClassifierRunConfig(
         model_dir=str(model_dir), init_model_dir=pretrained, train_file=train,

@@ -93,7 +93,8 @@ def test_trains_evaluates_predicts_resumes_and_exports(pretrained, tmp_path):
     assert sum(p != "O" for _, _, tags in predicted for p in tags) > 0
     assert results["f1"] > 0.1, results
     task = json.loads((run / names.TASK_CONFIG_FILE).read_text())
-    assert task["task"] == "ner" and task["settings"] == {"doc_stride": 8}
+    assert task["task"] == "ner" and task["settings"] == {"doc_stride": 8,
+                                                                "strict_iob2": False}
     assert task["label_names"][0] == "O" and len(task["label_names"]) == 13
 
     # A lost last checkpoint: the same command resumes and ends the same.

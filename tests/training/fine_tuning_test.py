@@ -1,0 +1,91 @@
+"""What every fine-tuning runner shares (`keras_bert_app.training.fine_tuning`): the
+schedule in steps, and evaluation at checkpoints on the float32 model the run ends
+with, so eval_results.json is what the model directory (and its export) scores."""
+
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+
+from keras_bert_app.model_dir import save_model_dir
+from keras_bert_app.models import BertEncoder, BertPretrainer
+from keras_bert_app.plots import read_scalars
+from keras_bert_app.text.text_config import TextConfig
+from keras_bert_app.training.fine_tuning import schedule
+from tests.helpers import SHAKESPEARE_VOCAB, tiny_config
+
+
+def plan(examples=1000, **settings):
+    defaults = dict(num_train_steps=None, num_train_epochs=3.0, train_batch_size=32,
+                    save_checkpoints_steps=None, log_steps=None, steps_per_execution=1)
+    return schedule(SimpleNamespace(**dict(defaults, **settings)), examples)
+
+
+def test_epochs_become_steps_and_a_checkpoint_comes_about_once_an_epoch():
+    # 1,000 examples in batches of 32: 32 steps an epoch (the last one partial).
+    got = plan()
+    assert (got.num_steps, got.save_steps, got.log_steps) == (93, 32, 32)
+    # A long epoch is logged in intervals of at most 100 steps, and the checkpoint
+    # rounds up to whole intervals.
+    got = plan(num_train_epochs=1.0, train_batch_size=8)
+    assert (got.num_steps, got.save_steps, got.log_steps) == (125, 200, 100)
+
+
+def test_given_steps_and_intervals_win_and_must_nest():
+    got = plan(num_train_steps=10, save_checkpoints_steps=4)
+    assert (got.num_steps, got.save_steps, got.log_steps) == (10, 4, 4)
+    with pytest.raises(ValueError, match="multiple of log_steps=3"):
+        plan(save_checkpoints_steps=4, log_steps=3)
+    with pytest.raises(ValueError, match="steps_per_execution=2"):
+        plan(save_checkpoints_steps=6, log_steps=3, steps_per_execution=2)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pretrained")
+    keras.utils.set_random_seed(0)
+    save_model_dir(directory, BertPretrainer(BertEncoder(tiny_config(vocab_size=927))),
+                   SHAKESPEARE_VOCAB, TextConfig.for_vocab(SHAKESPEARE_VOCAB, True))
+    return str(directory)
+
+
+def test_mixed_precision_runs_record_the_scores_of_the_float32_model_they_end_with(
+        pretrained, tmp_path):
+    """Evaluated during a bfloat16 run, the best checkpoint's recorded results are the
+    float32 copy's: evaluating the finished model directory alone gives them again
+    (the bfloat16 training model's loss differs in the third digit)."""
+    from keras_bert_app.training.classification import ClassifierRunConfig, run_classifier
+
+    rows = [("the king is good", "pos"), ("a dead lord", "neg"), ("so good", "pos"),
+            ("dead of night", "neg"), ("good night sweet prince", "pos"),
+            ("the prince is dead", "neg")]
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows * 4))
+    common = dict(init_model_dir=pretrained, eval_file=str(train),
+                  text_a_column="sentence", label_column="label", max_seq_length=16,
+                  verbose=0)
+    model_dir = tmp_path / "run"
+    trained = run_classifier(ClassifierRunConfig(
+        model_dir=str(model_dir), train_file=str(train), do_train=True, do_eval=True,
+        num_train_steps=4, save_checkpoints_steps=2, train_batch_size=4,
+        learning_rate=5e-3, mixed_precision="mixed_bfloat16", **common))
+    # Both checkpoints were evaluated, on their own weights (the copy is refreshed).
+    losses = dict(zip(*read_scalars(str(model_dir / "logs" / "eval"))["loss"]))
+    assert sorted(losses) == [2, 4] and losses[2] != losses[4]
+    alone = run_classifier(ClassifierRunConfig(
+        model_dir=str(tmp_path / "again"), init_model_dir=str(model_dir), do_eval=True,
+        **{k: v for k, v in common.items() if k != "init_model_dir"}))
+    assert trained["loss"] == pytest.approx(alone["loss"], abs=1e-6)
+    assert trained["loss"] == pytest.approx(losses[trained["best_step"]], abs=1e-6)
+    with open(model_dir / "eval_results.json") as f:
+        assert json.load(f)["loss"] == pytest.approx(alone["loss"], abs=1e-6)
+    assert os.path.isfile(model_dir / "checkpoints" / "best" / "best.json")
+    np.testing.assert_array_less(0.0, trained["loss"])
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
