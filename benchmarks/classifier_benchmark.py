@@ -32,8 +32,8 @@ import time
 
 import numpy as np
 
-from harness import (REPO, Runs, interval_rates, load, log_times, logged_intervals,
-                     minilm_model_dir, versions)
+from harness import (REPO, Runs, finish, interval_rates, load, log_times,
+                     logged_intervals, minilm_model_dir, ours_training_flags, versions)
 
 SST2 = os.path.join(REPO, "..", "shared", "data", "glue", "SST-2", "train.tsv")
 GOAL_ACCURACY_POINTS, GOAL_SPEEDUP = 1.0, 1.5
@@ -108,11 +108,7 @@ def ours(runs, args, work, model_dir):
     command = [sys.executable, "-m", "pipelines.run_classifier", "--task_name=SST-2",
                f"--data_dir={os.path.join(work, 'data')}", f"--init_model_dir={model_dir}",
                f"--model_dir={run_dir}", "--do_train", "--do_eval",
-               f"--num_train_epochs={args.epochs}", f"--max_seq_length={args.seq}",
-               f"--train_batch_size={args.batch}", f"--eval_batch_size={args.batch}",
-               f"--learning_rate={args.learning_rate}", f"--warmup_proportion={args.warmup}",
-               f"--weight_decay={args.weight_decay}", f"--seed={args.seed}",
-               f"--log_steps={args.log_steps}", *args.ours_flags.split()]
+               f"--eval_batch_size={args.batch}", *ours_training_flags(args)]
     before = load()
     wall = runs.run(command, os.path.join(work, "ours.log"))
     with open(os.path.join(run_dir, "eval_results.json")) as f:
@@ -355,11 +351,7 @@ def main():
         "accuracy": (h["accuracy"] - o["accuracy"]) * 100 <= GOAL_ACCURACY_POINTS,
         "speed": o["examples_per_second"] >= GOAL_SPEEDUP * h["examples_per_second"]}
     report(result)
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=1)
-    if not args.work_dir:
-        shutil.rmtree(work, ignore_errors=True)
+    finish(result, args, work)
 
 
 if __name__ == "__main__":

@@ -32,14 +32,13 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from harness import REPO, Runs, load, minilm_model_dir, versions
+from harness import REPO, Runs, finish, load, minilm_model_dir, versions
 
 SST2_SAMPLE = os.path.join(REPO, "demo_data", "sst2_sample.tsv")
 
@@ -238,11 +237,7 @@ def main():
     result.update(measure(runs, args, work, model_dir, len(sentences)))
     result["load"]["end"], result["noise"] = load(), runs.noise
     report(result)
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=1)
-    if not args.work_dir:
-        shutil.rmtree(work, ignore_errors=True)
+    finish(result, args, work)
 
 
 if __name__ == "__main__":

@@ -333,3 +333,28 @@ def print_table(rows, first="", columns=("ours", "HF", "ours/HF")):
     print(f"\n{first:<44}" + "".join(f"{c:>14}" for c in columns))
     for title, *values in rows:
         print(f"  {title:<42}" + "".join(f"{v:>14}" for v in values))
+
+
+def ours_training_flags(args):
+    """Our fine-tuning pipeline's flags for the schedule every fine-tuning benchmark
+    sets from its own (`finetuning_parser`'s): length, batch, optimizer, seed, logging
+    interval, then `--ours_flags`."""
+    return [f"--max_seq_length={args.seq}", f"--train_batch_size={args.batch}",
+            f"--learning_rate={args.learning_rate}", f"--num_train_epochs={args.epochs}",
+            f"--warmup_proportion={args.warmup}", f"--weight_decay={args.weight_decay}",
+            f"--seed={args.seed}",
+            *([f"--log_steps={args.log_steps}"] if args.log_steps else []),
+            *args.ours_flags.split()]
+
+
+def finish(result, args, work):
+    """The end of every benchmark: `result` to `--output` (JSON), the work directory
+    removed unless `--work_dir` named it."""
+    import json
+    import shutil
+
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=1)
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)

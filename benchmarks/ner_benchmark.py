@@ -52,9 +52,10 @@ import sys
 import tempfile
 import time
 
-from harness import (REPO, Runs, convert_minilm, finetuning_parser, interval_totals,
-                     load, logged_intervals, print_table, require_minilm_dir,
-                     timed_torch_steps, torch_adamw, train_scalars, versions)
+from harness import (REPO, Runs, convert_minilm, finetuning_parser, finish,
+                     interval_totals, load, logged_intervals, ours_training_flags,
+                     print_table, require_minilm_dir, timed_torch_steps, torch_adamw,
+                     train_scalars, versions)
 
 WNUT = os.path.join(REPO, "..", "shared", "data", "wnut17")
 GOAL_F1_POINTS, GOAL_SPEEDUP = 1.5, 1.5
@@ -124,12 +125,7 @@ def ours(runs, args, work, model_dir, files):
     command = [sys.executable, "-m", "pipelines.run_ner",
                f"--train_file={files['train'][0]}", f"--eval_file={files['eval'][0]}",
                f"--init_model_dir={model_dir}", f"--model_dir={run_dir}", "--do_train",
-               "--do_eval", f"--max_seq_length={args.seq}",
-               f"--train_batch_size={args.batch}", f"--learning_rate={args.learning_rate}",
-               f"--num_train_epochs={args.epochs}", f"--warmup_proportion={args.warmup}",
-               f"--weight_decay={args.weight_decay}", f"--seed={args.seed}",
-               *([f"--log_steps={args.log_steps}"] if args.log_steps else []),
-               *args.ours_flags.split()]
+               "--do_eval", *ours_training_flags(args)]
     before = load()
     log = os.path.join(work, "ours.log")
     wall = runs.run(command, log)
@@ -336,11 +332,7 @@ def main():
         "speed": o["sentences_per_second_steady"]
         >= GOAL_SPEEDUP * h["sentences_per_second_steady"]}
     report(result)
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=1)
-    if not args.work_dir:
-        shutil.rmtree(work, ignore_errors=True)
+    finish(result, args, work)
 
 
 if __name__ == "__main__":

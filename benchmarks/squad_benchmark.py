@@ -67,8 +67,8 @@ import time
 
 import numpy as np
 
-from harness import (REPO, Runs, interval_rates, load, log_times, logged_intervals,
-                     minilm_model_dir, versions)
+from harness import (REPO, Runs, finish, interval_rates, load, log_times,
+                     logged_intervals, minilm_model_dir, ours_training_flags, versions)
 
 SQUAD = os.path.join(REPO, "..", "shared", "data", "squad", "train-v1.1-subset.json")
 GOAL_F1_POINTS, GOAL_SPEEDUP = 1.5, 1.5
@@ -216,14 +216,8 @@ def ours(runs, args, work, model_dir):
                f"--train_file={os.path.join(data, 'train.json')}",
                f"--predict_file={os.path.join(data, 'dev.json')}",
                f"--init_model_dir={model_dir}", f"--model_dir={run_dir}", "--do_train",
-               "--do_predict", f"--max_seq_length={args.seq}",
-               f"--doc_stride={args.doc_stride}",
-               f"--max_query_length={args.max_query_length}",
-               f"--train_batch_size={args.batch}", f"--learning_rate={args.learning_rate}",
-               f"--num_train_epochs={args.epochs}", f"--warmup_proportion={args.warmup}",
-               f"--weight_decay={args.weight_decay}", f"--seed={args.seed}",
-               *([f"--log_steps={args.log_steps}"] if args.log_steps else []),
-               *args.ours_flags.split()]
+               "--do_predict", f"--doc_stride={args.doc_stride}",
+               f"--max_query_length={args.max_query_length}", *ours_training_flags(args)]
     before = load()
     log = os.path.join(work, "ours.log")
     wall = runs.run(command, log)
@@ -657,11 +651,7 @@ def main():
         "f1": h["scores"]["f1"] - o["scores"]["f1"] <= GOAL_F1_POINTS,
         "speed": o["examples_per_second"] >= GOAL_SPEEDUP * h["examples_per_second"]}
     report(result)
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=1)
-    if not args.work_dir:
-        shutil.rmtree(work, ignore_errors=True)
+    finish(result, args, work)
 
 
 if __name__ == "__main__":

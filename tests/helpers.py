@@ -140,6 +140,21 @@ SHAKESPEARE_VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "te
                                  "shakespeare_vocab.txt")
 
 
+def write_tiny_pretrained_dir(directory, seed=0):
+    """A random tiny BERT (`tiny_config` on SHAKESPEARE_VOCAB, uncased) saved as a
+    pre-trained model directory: what fine-tuning tests start from. Returns its path."""
+    import keras
+
+    from keras_bert_app.model_dir import save_model_dir
+    from keras_bert_app.models import BertEncoder, BertPretrainer
+    from keras_bert_app.text.text_config import TextConfig
+
+    keras.utils.set_random_seed(seed)
+    save_model_dir(directory, BertPretrainer(BertEncoder(tiny_config(vocab_size=927))),
+                   SHAKESPEARE_VOCAB, TextConfig.for_vocab(SHAKESPEARE_VOCAB, True))
+    return str(directory)
+
+
 def write_shakespeare_corpus(path, num_lines=2000, document_lines=100):
     """Writes the first `num_lines` non-blank lines of tinyshakespeare in Google's
     pre-training format (a blank line every `document_lines` lines); skips the test

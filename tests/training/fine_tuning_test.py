@@ -7,16 +7,12 @@ import os
 import sys
 from types import SimpleNamespace
 
-import keras
 import numpy as np
 import pytest
 
-from keras_bert_app.model_dir import save_model_dir
-from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.plots import read_scalars
-from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.training.fine_tuning import schedule
-from tests.helpers import SHAKESPEARE_VOCAB, tiny_config
+from tests.helpers import write_tiny_pretrained_dir
 
 
 def plan(examples=1000, **settings):
@@ -46,11 +42,7 @@ def test_given_steps_and_intervals_win_and_must_nest():
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("pretrained")
-    keras.utils.set_random_seed(0)
-    save_model_dir(directory, BertPretrainer(BertEncoder(tiny_config(vocab_size=927))),
-                   SHAKESPEARE_VOCAB, TextConfig.for_vocab(SHAKESPEARE_VOCAB, True))
-    return str(directory)
+    return write_tiny_pretrained_dir(tmp_path_factory.mktemp("pretrained"))
 
 
 def test_mixed_precision_runs_record_the_scores_of_the_float32_model_they_end_with(

@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 
 from keras_bert_app import names
-from keras_bert_app.model_dir import load_classifier, save_model_dir
-from keras_bert_app.models import BertEncoder, BertPretrainer
+from keras_bert_app.model_dir import load_classifier
 from keras_bert_app.plots import read_tensor
-from keras_bert_app.text.text_config import TextConfig
-from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, tiny_config
+from tests.helpers import run_pipeline, write_tiny_pretrained_dir
 
 GOOD = ["the king is good", "a good lord", "good night sweet prince", "so good", "good"]
 BAD = ["the king is dead", "a dead lord", "dead of night, dead prince", "so dead", "dead"]
@@ -24,11 +22,7 @@ BAD = ["the king is dead", "a dead lord", "dead of night, dead prince", "so dead
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("pretrained")
-    keras.utils.set_random_seed(0)
-    save_model_dir(directory, BertPretrainer(BertEncoder(tiny_config(vocab_size=927))),
-                   SHAKESPEARE_VOCAB, TextConfig.for_vocab(SHAKESPEARE_VOCAB, True))
-    return str(directory)
+    return write_tiny_pretrained_dir(tmp_path_factory.mktemp("pretrained"))
 
 
 def write_tsv(path, header, rows):
