@@ -88,7 +88,9 @@ def test_batches_of_0_1_and_1000_texts(targets, name, batch):
 @pytest.mark.parametrize("index", range(len(MEGABYTE_TEXTS)))
 @pytest.mark.parametrize("name", ["classifier", "classifier_pair", "squad", "embedder"])
 def test_megabyte_texts_are_answered(targets, name, index):
-    # NER on a megabyte text: tests/fuzz/regressions_test.py.
+    # NER: memory is now linear (tests/fuzz/regressions_test.py), but a 1 MB text
+    # (200,000 words, thousands of windows) did not finish within 15 min on 2 CPUs
+    # with the tiny test model: its speed on megabyte texts is still to be fixed.
     targets[name].run([MEGABYTE_TEXTS[index], b"short"])
 
 

@@ -92,10 +92,6 @@ MEMORY_CHECK = textwrap.dedent("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "export/ner.py cuts each word (and entity) out of `tf.gather(text, word_rows)`: a "
-    "copy of the whole text per word, memory = words x text bytes (60 KB of 12,000 "
-    "words: ~0.7 GB; the 1 MB text 'word ' * 200,000 is OOM-killed past 21 GB)"))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ner_memory_does_not_grow_with_words_times_text_length(ner, tmp_path):
     # A separate process: its peak resident memory is this request's.
