@@ -1,6 +1,7 @@
 """Finding and reading the files of a model directory, for every stage that reads one
 (the text side included, which must not depend on the models to do so)."""
 
+import contextlib
 import json
 import os
 
@@ -23,3 +24,17 @@ def read_json_file(path):
             return json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+
+
+@contextlib.contextmanager
+def removed_on_failure(path):
+    """Removes the half-written `path` when the write fails (a full disk, an error):
+    the space it holds is freed and no stray file is left; the error goes on."""
+    try:
+        yield path
+    except BaseException:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        raise

@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
-from keras_bert_app.files import model_dir_files, read_json_file
+from keras_bert_app.files import model_dir_files, read_json_file, removed_on_failure
 from keras_bert_app.models import (BertClassifier, BertEncoder, BertMultipleChoice,
                                    BertPretrainer, BertSpanLabeler, BertTokenClassifier)
 from keras_bert_app.models.task import register_model_dir_loader
@@ -280,7 +280,8 @@ def _write_model_dir(output_dir, model, vocab_file, text_config, task_config):
                         (names.WEIGHTS_FILE, model.save_weights)):
         # Keras names weights files by their suffix: keep it on the partial file.
         partial = os.path.join(output_dir, ".partial." + name)
-        write(partial)
+        with removed_on_failure(partial):
+            write(partial)
         os.replace(partial, os.path.join(output_dir, name))
 
 

@@ -1,12 +1,35 @@
 """How every pipeline reports bad input: one line naming the problem, exit status 2,
-instead of a traceback. (Bugs — any other exception — still show their traceback.)"""
+instead of a traceback; the same for a disk that fills up while a run writes. (Bugs —
+any other exception — still show their traceback.)"""
 
+import errno
 import sys
 
 from absl import app
 
 # What the library raises for bad flags, files or data.
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+# A full disk or a file-size limit while writing: errno from Python (h5py, open),
+# or TensorFlow's status message (SaveV2, file writers).
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_NO_SPACE_MESSAGES = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def out_of_space(error):
+    """Whether `error` says the disk (or the process's file-size limit) is full."""
+    if isinstance(error, OSError) and error.errno in _NO_SPACE_ERRNOS:
+        return True
+    return any(message in str(error) for message in _NO_SPACE_MESSAGES) and \
+        type(error).__module__.startswith(("tensorflow", "h5py", "builtins"))
+
+
+def _exit(message):
+    name = sys.modules["__main__"].__spec__.name if sys.modules[
+        "__main__"].__spec__ else sys.argv[0]
+    print(f"{name}: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def run(main):
@@ -16,9 +39,11 @@ def run(main):
         try:
             return main(argv)
         except USER_ERRORS as error:
-            name = sys.modules["__main__"].__spec__.name if sys.modules[
-                "__main__"].__spec__ else sys.argv[0]
-            print(f"{name}: error: {error}", file=sys.stderr)
-            sys.exit(2)
+            _exit(f"{error}")
+        except Exception as error:  # noqa: BLE001 — only a full disk is reported
+            if not out_of_space(error):
+                raise
+            # One line (h5py's message holds newlines), naming the file being written.
+            _exit("out of disk space: " + " ".join(str(error).split()))
 
     app.run(guarded)

@@ -6,6 +6,8 @@ import json
 import os
 import re
 
+from keras_bert_app.files import removed_on_failure
+
 CHECKPOINT_INDEX = "checkpoint.json"
 # Keras' `save_weights` leaves out the states of the layers' `SeedGenerator`s
 # (dropout's random stream), so a resumed run would draw other dropout masks than an
@@ -57,8 +59,9 @@ class CheckpointManager:
         os.makedirs(self.directory, exist_ok=True)
         final = self.path(step)
         partial = os.path.join(self.directory, f".partial-ckpt-{step}.weights.h5")
-        model.save_weights(partial)
-        _save_seed_states(model, partial)
+        with removed_on_failure(partial):
+            model.save_weights(partial)
+            _save_seed_states(model, partial)
         os.replace(partial, final)  # atomic: a kill leaves the old set intact
         write_json(os.path.join(self.directory, CHECKPOINT_INDEX),
                     {"latest_step": step, "latest": os.path.basename(final)})
@@ -120,3 +123,4 @@ def write_json(path, value):
         json.dump(value, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
     os.replace(partial, path)
+

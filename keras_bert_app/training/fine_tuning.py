@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_bert_app import names
 from keras_bert_app.training import runner
+from keras_bert_app.files import removed_on_failure
 from keras_bert_app.training.checkpointing import write_json
 
 # checkpoints/best/: the best evaluated weights and their record.
@@ -170,7 +171,8 @@ class BestCheckpoint(keras.callbacks.Callback):
             os.makedirs(directory, exist_ok=True)
             name = f"best-{step}.weights.h5"
             partial = os.path.join(directory, ".partial-" + name)
-            self.copy.save_weights(partial)
+            with removed_on_failure(partial):
+                self.copy.save_weights(partial)
             os.replace(partial, os.path.join(directory, name))
             write_json(os.path.join(directory, BEST_RECORD),
                        {"step": step, "metric": metric, "results": results,
