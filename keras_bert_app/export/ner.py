@@ -41,6 +41,7 @@ from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
 from keras_bert_app.export.squad_graph import char_offsets
+from keras_bert_app.text.tokenizer import whitespace_token_offsets
 
 # Outputs of the serving signature.
 WORDS, NUM_WORDS, TAGS = names.WORDS, names.NUM_WORDS, names.TAGS
@@ -102,27 +103,26 @@ class _NerExport(tf.Module):
                               self._tokenizer.special_ids)
         tags_of_pieces = piece_tags(self._logits(windows), windows,
                                     tf.size(pieces.flat_values, tf.int64))
-        # The tokenizer's words [W] (punctuation split off), grouped into the text's
-        # whitespace-separated tokens: what a CoNLL line holds and run_ner tags. A
-        # token's tag is read at its first piece; the other pieces (of "S.F." or
-        # "#Padres") were never trained to carry one.
-        word_pieces = ids.values  # [W, (pieces)], every word has at least one
-        rows_of_words = ids.value_rowids()  # [W]
-        word_start = tf.gather(byte_starts.flat_values, word_pieces.row_starts())
-        word_end = tf.gather(byte_limits.flat_values, word_pieces.row_limits() - 1)
-        starts_token = tf.logical_or(
-            tf.not_equal(rows_of_words, _previous(rows_of_words)),
-            tf.not_equal(word_start, _previous(word_end)))  # [W]
-        first_word = tf.where(starts_token)[:, 0]  # [K] tokens
-        token_of_word = tf.cumsum(tf.cast(starts_token, tf.int64)) - 1
-        last_word = tf.math.unsorted_segment_max(
-            tf.range(tf.size(token_of_word, out_type=tf.int64)), token_of_word,
-            tf.size(first_word))
-        word_rows = tf.gather(rows_of_words, first_word)  # [K]: each token's text
-        tag_ids = tf.gather(tags_of_pieces, tf.gather(word_pieces.row_starts(),
-                                                      first_word))  # [K]
-        start_byte = tf.gather(word_start, first_word)
-        end_byte = tf.gather(word_end, last_word)
+        # Served words are the text's whitespace tokens that hold a piece: what a CoNLL
+        # line holds and run_ner tags, read at the token's first piece (the other
+        # pieces, of "S.F." or "#Padres", were never trained to carry a tag).
+        # Characters the tokenizer deletes stay inside their token.
+        token_starts, token_limits = whitespace_token_offsets(text)  # [batch, (tokens)]
+        # Byte positions in the concatenation of all texts: one sorted vector, so
+        # one searchsorted places every piece of the batch in its token.
+        byte_base = tf.cumsum(tf.cast(tf.strings.length(text), tf.int64), exclusive=True)
+        piece_at = (tf.cast(byte_starts.flat_values, tf.int64)
+                    + tf.gather(byte_base, pieces.value_rowids()))  # [P]
+        token_at = token_starts.flat_values + tf.gather(byte_base,
+                                                        token_starts.value_rowids())
+        token_of_piece = tf.searchsorted(token_at, piece_at, side="right") - 1  # [P]
+        first_piece = tf.where(tf.not_equal(token_of_piece,
+                                            _previous(token_of_piece)))[:, 0]  # [K]
+        token = tf.gather(token_of_piece, first_piece)  # [K] tokens holding a piece
+        word_rows = tf.gather(token_starts.value_rowids(), token)  # [K]: each word's text
+        tag_ids = tf.gather(tags_of_pieces, first_piece)  # [K]
+        start_byte = tf.gather(token_starts.flat_values, token)
+        end_byte = tf.gather(token_limits.flat_values, token)
 
         def by_row(values):  # [K] → [batch, (tokens)]
             return tf.RaggedTensor.from_value_rowids(values, word_rows, nrows=batch)

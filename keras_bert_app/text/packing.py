@@ -48,6 +48,7 @@ def pack_inputs(segments, seq_length, start_of_sequence_id, end_of_segment_id,
         if segment.shape.rank == 3:
             segment = segment.merge_dims(-2, -1)  # [batch, pieces]
         flat.append(tf.cast(segment, tf.int32))
+    flat = _same_rows(flat)
 
     if len(flat) == 1:
         return _pack_single(flat[0], seq_length, start_of_sequence_id,
@@ -163,3 +164,25 @@ def ragged_slice(segment, start, stop):
 def _prefixes(segment, keep):
     """The first `keep[i]` tokens of each row i."""
     return ragged_slice(segment, tf.zeros_like(keep), keep)
+
+
+def _same_rows(segments):
+    """`segments` unchanged when they have one row per example each; else a clear
+    error (statically when the row counts are known) instead of a shape mismatch deep
+    inside packing."""
+    rows = [segment.nrows() for segment in segments]
+    static = [tf.get_static_value(r) for r in rows]
+    if None not in static and len(set(int(r) for r in static)) > 1:
+        raise ValueError(f"The {len(segments)} segments must have the same number of "
+                         f"rows (one per example); got {[int(r) for r in static]}.")
+    checks = [tf.debugging.assert_equal(
+        rows[0], row, message=f"segment {i} must have the same number of rows as "
+                              "segment 0 (one per example)")
+        for i, row in enumerate(rows[1:], start=1)]
+    if not checks:
+        return segments
+    # Each cut to segment 0's rows after the checks (a no-op when they pass): shapes
+    # that differ statically would otherwise fail shape inference (a "Dimensions
+    # must be equal" inside packing) before the checks run.
+    with tf.control_dependencies(checks):
+        return [segment[:rows[0]] for segment in segments]

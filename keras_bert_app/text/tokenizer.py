@@ -327,6 +327,47 @@ class _TokenList:
         self.tokens = tokens
 
 
+def whitespace_token_offsets(text):
+    """The whitespace-separated tokens of each string, before punctuation and CJK
+    splitting: Google's `whitespace_tokenize` of the cleaned text (what a CoNLL line
+    holds), with characters the tokenizer deletes (controls, zero-width, U+FFFD) kept
+    inside the token they stand in. The separators are the ones `BertTokenizer`'s words
+    never cross, so every piece lies inside exactly one token.
+
+    Args:
+        text: string `[batch]`.
+
+    Returns:
+        `(starts, limits)`: int64 `[batch, (tokens)]` byte offsets; a token is
+        `text[starts:limits]` (whole characters; an undecodable byte is one).
+    """
+    text = check_strings(text)
+    chars, char_starts = tf.strings.unicode_decode_with_offsets(
+        text, "UTF-8", errors="replace", replacement_char=0xFFFD)  # [batch, (chars)]
+    rows = chars.value_rowids()  # [chars]
+    starts = char_starts.flat_values  # [chars]
+    # A character ends where the next one of its row starts (not start + its UTF-8
+    # length: an undecodable byte decodes to U+FFFD, 3 bytes, but covers 1).
+    same_row_next = tf.equal(_shift_left(rows, -1), rows)
+    row_bytes = tf.gather(tf.strings.length(text), rows)
+    limits = tf.where(same_row_next, _shift_left(starts, 0), tf.cast(row_bytes, tf.int64))
+    separators = tf.constant(unicode_tables.separator_codepoints())
+    cps = chars.flat_values
+    index = tf.minimum(tf.searchsorted(separators, cps), tf.size(separators) - 1)
+    in_token = tf.not_equal(tf.gather(separators, index), cps)  # [chars]
+    same_row_previous = tf.equal(_shift_right(rows, -1), rows)
+    first = tf.logical_and(in_token, tf.logical_not(tf.logical_and(
+        same_row_previous, _shift_right(in_token, False))))
+    last = tf.logical_and(in_token, tf.logical_not(tf.logical_and(
+        same_row_next, _shift_left(in_token, False))))
+    token_rows = tf.boolean_mask(rows, first)
+    batch = tf.shape(text, out_type=tf.int64)[0]
+    return (tf.RaggedTensor.from_value_rowids(tf.boolean_mask(starts, first), token_rows,
+                                              nrows=batch),
+            tf.RaggedTensor.from_value_rowids(tf.boolean_mask(limits, last), token_rows,
+                                              nrows=batch))
+
+
 def _frozen(value, name):
     return tf.Variable(value, trainable=False, name=name)
 

@@ -34,6 +34,13 @@ def _is_whitespace(char):
     return char in " \t\n\r" or unicodedata.category(char) == "Zs" or char.isspace()
 
 
+def is_separator(char):
+    """A character that separates words: whitespace that cleaning does not delete
+    (Google deletes controls first, so U+001C..U+001F and U+0085 join their
+    neighbours although `str.split()` would split on them)."""
+    return not (char in "\x00\ufffd" or _is_control(char)) and _is_whitespace(char)
+
+
 def is_punctuation(cp):
     if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
         return True
@@ -66,10 +73,10 @@ def normalization_table(lower_case):
         category = unicodedata.category(char)
         if category == "Lo" and unicodedata.is_normalized("NFD", char):
             continue  # caseless letters that NFD leaves alone (not Hangul syllables)
-        if cp in (0, 0xFFFD) or _is_control(char):
-            out = ()
-        elif _is_whitespace(char):
+        if is_separator(char):
             out = (SPACE,)
+        elif cp in (0, 0xFFFD) or _is_control(char):
+            out = ()
         elif lower_case:
             out = tuple(ord(c) for c in unicodedata.normalize("NFD", char.lower())
                         if unicodedata.category(c) != "Mn")
@@ -84,6 +91,14 @@ def normalization_table(lower_case):
         values.extend(out)
     return (np.array(keys, np.int64), np.array(packed, np.int64),
             np.array(values or [0], np.int32))
+
+
+@functools.lru_cache(maxsize=None)
+def separator_codepoints():
+    """Sorted int32 code points of `is_separator`: what the normalisation maps to a
+    space (about 25 characters)."""
+    return np.array([cp for cp in _assigned_codepoints() if is_separator(chr(cp))],
+                    np.int32)
 
 
 @functools.lru_cache(maxsize=None)

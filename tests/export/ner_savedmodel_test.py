@@ -14,7 +14,6 @@ import os
 import sys
 
 import keras
-import numpy as np
 import pytest
 
 from keras_bert_app import names
@@ -159,8 +158,9 @@ def test_words_are_the_texts_whitespace_tokens_with_character_offsets(exported):
         assert words == [text[s:e] for s, e in zip(starts, ends)]
         # The whitespace-separated tokens (as CoNLL lines hold them: "S.F." and
         # "#Padres" are one word each, not the tokenizer's punctuation-split words).
-        assert words == [w.replace("\u200b", "") for w in text.split()
-                         if w.replace("\u200b", "")]  # (zero-width: no piece)
+        # A zero-width space (deleted by the tokenizer) stays inside its word; a
+        # token of nothing else holds no piece and is no word.
+        assert words == [w for w in text.split() if w.replace("\u200b", "")]
         assert (out[ner_export.WORD_START_CHAR][row][count:] == -1).all()
         assert all(w == b"" for w in out[ner_export.TAGS][row][count:])
 

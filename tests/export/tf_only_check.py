@@ -109,12 +109,12 @@ def run_check(request, work_dir):
 # ------------------------------------------------------------ the serving process
 
 
-def _block_modules():
+def block_modules():
     for name in BLOCKED_MODULES:
         sys.modules[name] = None  # `import name` raises ImportError from now on
 
 
-def _register_tf_text_ops(tf):
+def register_tf_text_ops(tf):
     import glob
     import importlib.util
 
@@ -200,10 +200,10 @@ def _replay_warmup(tf, model, path):
 
 
 def main(request_file, result_file):
-    _block_modules()
+    block_modules()
     import tensorflow as tf
 
-    libraries = _register_tf_text_ops(tf)
+    libraries = register_tf_text_ops(tf)
     with open(request_file) as f:
         request = json.load(f)
     models = {name: tf.saved_model.load(path) for name, path in request["models"].items()}

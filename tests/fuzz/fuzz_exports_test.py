@@ -86,11 +86,8 @@ def test_batches_of_0_1_and_1000_texts(targets, name, batch):
 
 
 @pytest.mark.parametrize("index", range(len(MEGABYTE_TEXTS)))
-@pytest.mark.parametrize("name", ["classifier", "classifier_pair", "squad", "embedder"])
+@pytest.mark.parametrize("name", SINGLE + PAIRS)
 def test_megabyte_texts_are_answered(targets, name, index):
-    # NER: memory is now linear (tests/fuzz/regressions_test.py), but a 1 MB text
-    # (200,000 words, thousands of windows) did not finish within 15 min on 2 CPUs
-    # with the tiny test model: its speed on megabyte texts is still to be fixed.
     targets[name].run([MEGABYTE_TEXTS[index], b"short"])
 
 
@@ -103,9 +100,6 @@ def test_pairs_of_different_batch_sizes_are_an_invalid_argument(targets, name, m
         target.call(target.inputs([b"a", b"b"], [b"c", b"d", b"e"]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "characters the tokenizer deletes split a token or drop out of its word: the "
-    "named cases are in tests/fuzz/regressions_test.py"))
 def test_ner_words_are_the_whitespace_tokens_of_the_text(targets):
     """saved_models/README.md: the words are the text's whitespace-separated tokens
     (those holding a piece), each word exactly as it is in the text."""

@@ -38,16 +38,21 @@ def served_words(ner, text):
     ("to be or not", ["to", "be", "or", "not"]),
     ("Zoë flew, to 東京.", ["Zoë", "flew,", "to", "東京."]),
     ("x\ufffdy z", ["x\ufffdy", "z"]),  # a deleted character inside a word
+    # Google deletes controls before splitting: U+001C joins; U+2028 separates.
+    ("a\x1cb c\u2028d\u3000e", ["a\x1cb", "c", "d", "e"]),
+    ("x \u200b\x00 y", ["x", "y"]),  # a token without a piece is no word
+    ("ab\xff c", None),  # invalid UTF-8: bytes, checked below
 ])
 def test_ner_words_are_whitespace_tokens(ner, text, words):
-    assert served_words(ner, text) == words
+    if words is not None:
+        assert served_words(ner, text) == words
+        return
+    data = text.encode("latin-1")  # the bytes as written
+    outputs = ner.call(ner.inputs([data]))
+    fz.check_ner(outputs, [data], NER_LABELS)
+    assert list(outputs[names.WORDS][0]) == [b"ab\xff", b"c"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "export/ner.py starts a new served word wherever a tokenizer word does not start "
-    "at the byte where the previous one ended; a character the tokenizer deletes "
-    "(zero-width, control, a stripped accent) between two of its words inside one "
-    "whitespace token splits that token in two"))
 @pytest.mark.parametrize("text,words", [
     ("a\u200b,", ["a\u200b,"]),  # zero-width space before punctuation
     ("(a\u0301)", ["(a\u0301)"]),  # a combining accent the uncased tokenizer strips
@@ -57,11 +62,6 @@ def test_ner_a_deleted_character_inside_a_token_does_not_split_it(ner, text, wor
     assert served_words(ner, text) == words
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "export/ner.py takes a word's bytes from its first piece's start to its last "
-    "piece's end: characters the tokenizer deletes at a token's edges (a trailing "
-    "combining mark, a leading zero-width space, a control) are left out of the word "
-    "and its offsets"))
 @pytest.mark.parametrize("text,words", [
     ("0\u0300", ["0\u0300"]),
     ("\u200bword", ["\u200bword"]),
@@ -111,10 +111,6 @@ def test_bert_pack_inputs_refuses_segments_of_different_batch_sizes(preprocessin
         preprocessing.model.bert_pack_inputs(tokens, seq_length=tf.constant(8))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bert_pack_inputs with segments of 2 and 3 rows fails inside packing (\"Dimensions "
-    "must be equal, but are 2 and 3 for '{{node Minimum}}'\"), not with a message "
-    "naming the segments as the classifier's and SQuAD's signatures do"))
 def test_bert_pack_inputs_says_which_segments_differ(preprocessing):
     tokens = [preprocessing.model.tokenize(tf.constant(t))
               for t in ([b"to be", b"or not"], [b"that", b"is", b"the question"])]

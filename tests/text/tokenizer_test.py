@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bert_app.text.tokenizer import BertTokenizer
+from keras_bert_app.text.tokenizer import BertTokenizer, whitespace_token_offsets
 from keras_bert_app.text.vocab import load_vocab, vocab_fingerprint
 from tests.helpers import ragged_to_lists
+from tests.text.reference_tokenizer import BasicTokenizer
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "want", "##want", "##ed", "wa",
          "un", "runn", "##ing", ",", ".", "hello", "world", "!", "cafe", "Hello",
@@ -159,6 +160,39 @@ def test_from_model_dir_takes_casing_and_word_length_from_text_config(tmp_path):
     (tmp_path / "text_config.json").unlink()
     with pytest.raises(FileNotFoundError, match="text_config.json is missing"):
         BertTokenizer.from_model_dir(tmp_path)
+
+
+# Separators (Google's whitespace after cleaning), characters cleaning deletes (U+001C
+# and U+0085 are whitespace to str.split() but controls to Google), and others.
+_SEPARATORS = " \t\n\r\u00a0\u2003\u2028\u2029\u3000"
+_TOKEN_CHARS = _SEPARATORS + "\x1c\x85\x00\x07\u200b\ufffd" + "ab,.中é\u0301"
+
+
+def test_whitespace_tokens_are_googles_split_of_the_cleaned_text(tokenizer):
+    rng = np.random.default_rng(0)
+    texts = ["", "  ", "to be  or", "x\x1cy z\u2028w"] + [
+        "".join(rng.choice(list(_TOKEN_CHARS), size=rng.integers(1, 12)))
+        for _ in range(300)]
+    data = tf.constant([t.encode() for t in texts])
+    starts, limits = whitespace_token_offsets(data)
+    piece_starts = tokenizer.tokenize_with_offsets(data)[1]
+    for text, raw, a, b, pieces in zip(texts, data.numpy(), starts.to_list(),
+                                       limits.to_list(), piece_starts.to_list()):
+        tokens = [raw[i:j].decode() for i, j in zip(a, b)]
+        # Deleted characters stay in their token; cleaned, the tokens are Google's.
+        cleaned = [BasicTokenizer._clean_text(t) for t in tokens]
+        assert [t for t in cleaned if t] == BasicTokenizer._clean_text(text).split(), text
+        assert all(t and t[0] not in _SEPARATORS and t[-1] not in _SEPARATORS
+                   for t in tokens)
+        # Every piece starts inside a token (the NER export reads tags this way).
+        for piece_start in (p for word in pieces for p in word):
+            assert any(i <= piece_start < j for i, j in zip(a, b)), (text, piece_start)
+
+
+def test_whitespace_tokens_keep_undecodable_bytes_whole():
+    starts, limits = whitespace_token_offsets(tf.constant([b"ab\xff c\xe4", b"\xff"]))
+    assert starts.to_list() == [[0, 4], [0]]
+    assert limits.to_list() == [[3, 6], [1]]
 
 
 if __name__ == "__main__":
