@@ -169,6 +169,9 @@ class BertConfig:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column "
                              f"{e.colno}): {e.msg}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 JSON (byte {e.start}: a binary or "
+                             "pickled file?)") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a JSON object of config fields, got "
                              f"{type(values).__name__}.")

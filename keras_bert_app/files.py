@@ -24,6 +24,9 @@ def read_json_file(path):
             return json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 JSON (byte {e.start}: a binary or "
+                             "pickled file?)") from None
 
 
 @contextlib.contextmanager

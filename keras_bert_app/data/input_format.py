@@ -19,6 +19,7 @@ RECORD_FEATURES = (names.RECORD_INPUT_IDS, names.RECORD_INPUT_MASK,
                    names.MASKED_LM_IDS, names.MASKED_LM_WEIGHTS,
                    names.NEXT_SENTENCE_LABELS)
 _TEXT_PROBE_BYTES = 1 << 16
+NEWLINE = b"\n"
 _MAX_FIRST_RECORD = 64 << 20
 
 
@@ -110,6 +111,44 @@ def _is_text(path):
     return True
 
 
+def check_utf8_text(path, chunk_bytes=1 << 20):
+    """Raises `ValueError("{path}:{line}: not UTF-8 ...")` at the first byte of `path`
+    that is not UTF-8 text (or is a NUL: UTF-16 or binary). The format probe reads
+    only the first 64 KB, and the in-graph reader would turn a bad byte later on
+    into U+FFFD and train on it; one streaming pass (~1 GB/s) reads it all."""
+    import codecs
+
+    import tensorflow as tf
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0  # at the start of `chunk`
+    with tf.io.gfile.GFile(path, "rb") as f:
+        while True:
+            chunk = f.read(chunk_bytes)
+            nul = chunk.find(b"\x00")
+            data = chunk if nul < 0 else chunk[:nul]
+            try:
+                decoder.decode(data, final=not chunk or nul >= 0)
+            except UnicodeDecodeError as error:
+                # `error.object` starts with the (at most 3) bytes of a character the
+                # previous chunk ended inside.
+                at = offset - (len(error.object) - len(data)) + error.start
+                line += chunk[:max(at - offset, 0)].count(NEWLINE)
+                raise ValueError(
+                    f"{path}:{line}: not "
+                    f"UTF-8 text (byte 0x{error.object[error.start]:02x} at byte offset "
+                    f"{at}); convert it, e.g. iconv -f latin1 -t utf-8.") from None
+            if nul >= 0:
+                line += data.count(NEWLINE)
+                raise ValueError(f"{path}:{line}: not UTF-8 text (a "
+                                 f"NUL byte at byte offset {offset + nul}: UTF-16 or "
+                                 "binary?).")
+            if not chunk:
+                return
+            line += chunk.count(NEWLINE)
+            offset += len(chunk)
+
+
 def detect_format(path):
     """`TFRECORD` or `TEXT` for one non-empty file, from its content; an error naming
     the file when it is neither pre-training TFRecords nor UTF-8 text. A file whose
@@ -121,6 +160,7 @@ def detect_format(path):
             record_shapes(path, record)  # raises for TFRecords of something else
         return TFRECORD
     if _is_text(path):
+        check_utf8_text(path)
         return TEXT
     raise ValueError(f"{path} is neither TFRecords (its first bytes are not valid "
                      "TFRecord framing; compressed TFRecords are not read) nor UTF-8 "

@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import os
 import random
+import sys
 
 import keras
 import numpy as np
@@ -39,6 +40,9 @@ class PretrainingDataConfig:
     do_whole_word_mask: bool = False
     sentence_prediction: str = "nsp"
     num_workers: int = 1  # processes making instances (tokenization runs in-graph)
+    # Lines that are not UTF-8 are dropped (counted in the metadata and logged)
+    # instead of stopping the run with an error naming the first one.
+    skip_bad_records: bool = False
 
     def __post_init__(self):
         if self.sentence_prediction not in names.SENTENCE_PREDICTION_MODES:
@@ -56,9 +60,33 @@ class PretrainingDataConfig:
             raise ValueError("Give at least one input file and one output file.")
 
 
-def read_documents(input_files, tokenizer):
+def _decode_line(path, number, offset, raw):
+    """One line of an input file as text; an error naming the file, the line and the
+    byte when it is not UTF-8 (a latin-1 or UTF-16 file, or one cut inside a
+    character). Google's reader drops such bytes silently (`errors="ignore"`): a
+    UTF-16 corpus would then be "pre-trained" on its every other byte."""
+    advice = ("re-encode the file as UTF-8, or pass skip_bad_records "
+              "(--skip_bad_records) to drop such lines.")
+    try:
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}:{number}: not UTF-8 ({error.reason}, byte "
+                         f"{offset + error.start} of the file); {advice}") from None
+    if "\x00" in text:  # valid UTF-8, but UTF-16 without a BOM (or binary) reads so
+        raise ValueError(f"{path}:{number}: not UTF-8 text (a NUL byte, byte "
+                         f"{offset + raw.index(0)} of the file: UTF-16 or binary?); "
+                         f"{advice}")
+    return text
+
+
+def read_documents(input_files, tokenizer, skip_bad_records=False, skipped=None):
     """Documents as lists of sentences of token ids: one sentence per line, a blank
-    line between documents (Google's input format)."""
+    line between documents (Google's input format).
+
+    A line that is not UTF-8 is an error naming the file, line and byte; with
+    `skip_bad_records` it is dropped instead (not a document boundary), and each is
+    counted in `skipped` (a dict path → lines dropped, when given) and logged once
+    per file."""
     tokenize = tf.function(tokenizer.tokenize_pieces, autograph=False)
     documents, lines = [[]], []
 
@@ -82,14 +110,28 @@ def read_documents(input_files, tokenizer):
     for path in input_files:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Input file {path} does not exist.")
+        dropped, first_error, offset = 0, None, 0
         with open(path, "rb") as f:
-            for raw in f:
-                line = raw.decode("utf-8", "ignore").strip()
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = _decode_line(path, number, offset, raw).strip()
+                except ValueError as error:
+                    if not skip_bad_records:
+                        raise
+                    dropped, first_error = dropped + 1, first_error or error
+                    continue
+                finally:
+                    offset += len(raw)
                 lines.append(line if line else None)  # None: a document boundary
                 if len(lines) >= _TOKENIZE_BATCH:
                     flush()
         lines.append(None)  # files never share a document
         flush()
+        if dropped:
+            print(f"WARNING: skip_bad_records: {path}: dropped {dropped} line(s) that "
+                  f"are not UTF-8; the first: {first_error}", file=sys.stderr)
+        if skipped is not None:
+            skipped[path] = dropped
     return [d for d in documents if d]
 
 
@@ -100,7 +142,9 @@ def create_pretraining_data(config, verbose=1):
     """
     text_config = TextConfig.for_vocab(config.vocab_file, config.do_lower_case)
     tokenizer = BertTokenizer(config.vocab_file, lower_case=config.do_lower_case)
-    documents = read_documents(config.input_files, tokenizer)
+    skipped = {}
+    documents = read_documents(config.input_files, tokenizer,
+                               skip_bad_records=config.skip_bad_records, skipped=skipped)
     if not documents:
         raise ValueError(f"No text in {list(config.input_files)}.")
     rng = random.Random(config.random_seed)
@@ -152,6 +196,8 @@ def create_pretraining_data(config, verbose=1):
         "num_documents": len(documents),
         "files": [os.path.basename(f) for f in config.output_files],
     }
+    if config.skip_bad_records:  # (absent otherwise: metadata of earlier runs still match)
+        metadata["skipped_lines"] = sum(skipped.values())
     directories = {os.path.dirname(os.path.abspath(f)) for f in config.output_files}
     for directory in directories:
         with open(os.path.join(directory, names.PRETRAINING_METADATA_FILE), "w") as f:

@@ -116,13 +116,17 @@ def pretraining_dataset(file_pattern, batch_size, max_seq_length, max_prediction
         names.MASKED_LM_WEIGHTS: tf.io.FixedLenFeature([predictions], tf.float32),
         names.NEXT_SENTENCE_LABELS: tf.io.FixedLenFeature([1], tf.int64),
     }
-    check_ids = metadata is None and vocab_size is not None
+    # Metadata vouches for the vocabulary the records were made with, not for their
+    # bytes (a shard copied in from another run, a hand-edited record): every batch
+    # is checked, at the cost of a comparison per id. An id beyond the embedding
+    # table would fail the step on CPU, and read zeros (silently) on GPU.
+    check_ids = vocab_size is not None
     described = file_pattern if isinstance(file_pattern, str) else \
         f"{files[0]}{' …' if len(files) > 1 else ''}"
 
     def parse(serialized):  # [batch] → (features, labels)
         record = tf.io.parse_example(serialized, spec)
-        if check_ids:  # no metadata vouches for the vocabulary: ids must fit the model
+        if check_ids:  # word ids must fit the model's embedding table
             for key in (names.RECORD_INPUT_IDS, names.MASKED_LM_IDS):
                 with tf.control_dependencies([tf.debugging.assert_less(
                         record[key], tf.constant(vocab_size, tf.int64),
@@ -212,4 +216,25 @@ def describe_corrupt_record(files):
             return (f"{path}: {kind} record {where}. Remove or rewrite the file, or pass "
                     "skip_corrupt_records (--skip_corrupt_records) to skip the rest of "
                     "a file from its first corrupt record on.")
+    return None
+
+
+def describe_ids_beyond_vocab(files, vocab_size):
+    """Finds the first record of `files` holding a word id at or above `vocab_size`
+    and names it in one line (file, record number from 1, field, position and
+    value), for the in-graph check's error, which can name no record; None when
+    every id fits."""
+    keys = (names.RECORD_INPUT_IDS, names.MASKED_LM_IDS)
+    for path in files:
+        number = 0
+        for record in tf.data.TFRecordDataset(path, buffer_size=1 << 20):
+            number += 1
+            example = tf.train.Example.FromString(record.numpy())
+            for key in keys:
+                values = example.features.feature[key].int64_list.value
+                for position, value in enumerate(values):
+                    if value >= vocab_size:
+                        return (f"{path}: record {number}: {key}[{position}]={value} is "
+                                f"not below the model vocab_size {vocab_size}: "
+                                f"{IDS_BEYOND_VOCAB}")
     return None

@@ -16,6 +16,9 @@ names the file and the question id. Long contexts are not an error: the windows 
 
 import dataclasses
 import json
+import sys
+
+from keras_bert_app.data.classification_data import read_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +51,9 @@ class SquadExample:
 
 
 def _load(path):
-    with open(path, encoding="utf-8-sig") as f:
-        text = f.read()
+    # UTF-8 (a leading BOM dropped); a latin-1 or UTF-16 file, or one cut inside a
+    # character, is named with the line of its first bad byte.
+    text = read_text(path)
     if not text.strip():
         raise ValueError(f"{path} is empty.")
     try:
@@ -126,7 +130,13 @@ def _flat_questions(path, records):
                record.get("title"))
 
 
-def read_squad(path, version_2_with_negative=False, require_answers=True):
+class BadQuestion(ValueError):
+    """A question record that is wrong in itself (what `skip_bad_records` skips);
+    the file's layout and the run's settings raise plain ValueErrors."""
+
+
+def read_squad(path, version_2_with_negative=False, require_answers=True,
+               skip_bad_records=False, skipped=None):
     """The `SquadExample`s of a SQuAD file (either layout), in file order.
 
     Raises ValueError naming the file and question id for: a missing id or a repeated
@@ -135,53 +145,75 @@ def read_squad(path, version_2_with_negative=False, require_answers=True):
     unanswerable one unless `version_2_with_negative`. With `require_answers=False`
     (questions to predict) a record without an `answers` field is a question without
     gold (`has_gold=False`); an empty `answers` list still means "unanswerable".
+
+    With `skip_bad_records`, the questions that are wrong in themselves (all the
+    above but an unanswerable question without `version_2_with_negative`, which is a
+    setting) are skipped, as Google's `run_squad` skips answers it cannot find; their
+    count and the first reason are logged, and the reasons appended to `skipped` (a
+    list) when given. A file that is not SQuAD at all is an error either way.
     """
     layout, items = _layout(path, _load(path))
     questions = (_official_questions if layout == "official" else _flat_questions)(
         path, items)
-    examples, seen = [], set()
-    for where, qid, question, context, answers, impossible, title in questions:
-        if not isinstance(qid, (str, int)) or str(qid) == "":
-            raise ValueError(f"{path}: {where} has no 'id'.")
-        qid = str(qid)
-        name = f"{path}: question {qid!r}"
-        if qid in seen:
-            raise ValueError(f"{name} occurs twice: ids must be unique.")
-        seen.add(qid)
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError(f"{name} has no question text.")
-        if not isinstance(context, str):
-            raise ValueError(f"{name} has no context.")
-        if not context.strip():
-            raise ValueError(f"{name} has an empty context.")
-        if answers is None and not impossible:
-            if require_answers:
-                raise ValueError(f"{name} has no 'answers' (training and evaluation "
-                                 "data give them; is_impossible: true for none).")
-            examples.append(SquadExample(qid, question, context, (), False, title,
-                                         has_gold=False))
-            continue
-        checked = []
-        for text, start in answers or ():
-            if not isinstance(text, str) or not text or not isinstance(start, int) or \
-                    isinstance(start, bool):
-                raise ValueError(f"{name}: an answer needs a non-empty 'text' and an "
-                                 f"integer 'answer_start'; got {text!r} at {start!r}.")
-            found = context[start:start + len(text)] if 0 <= start < len(context) else ""
-            if found != text:
-                raise ValueError(f"{name}: answer {text!r} is not at answer_start={start} "
-                                 f"of the context (there: {found!r}).")
-            checked.append((text, start))
-        impossible = bool(impossible) if impossible is not None else not checked
-        if impossible and not version_2_with_negative:
-            raise ValueError(f"{name} is unanswerable (SQuAD v2.0): pass "
-                             "version_2_with_negative (--version_2_with_negative).")
-        if impossible and checked:
-            raise ValueError(f"{name} is marked is_impossible but has answers.")
-        if not impossible and not checked:
-            raise ValueError(f"{name} has no answer and is not marked is_impossible.")
-        examples.append(SquadExample(qid, question, context, tuple(checked), impossible,
-                                     title))
+    examples, seen, bad = [], set(), []
+    for question in questions:
+        try:
+            examples.append(_checked(path, question, seen, version_2_with_negative,
+                                     require_answers))
+        except BadQuestion as error:
+            if not skip_bad_records:
+                raise
+            bad.append(str(error))
+    if bad:
+        print(f"WARNING: skip_bad_records: {path}: skipped {len(bad)} of "
+              f"{len(bad) + len(examples)} questions; the first: {bad[0]}",
+              file=sys.stderr)
+        if skipped is not None:
+            skipped.extend(bad)
     if not examples:
-        raise ValueError(f"{path} holds no questions.")
+        raise ValueError(f"{path} holds no questions" +
+                         (f" but the {len(bad)} skipped." if bad else "."))
     return examples
+
+
+def _checked(path, question_fields, seen, version_2_with_negative, require_answers):
+    """One question's `SquadExample`, checked; `seen`: the ids so far (updated)."""
+    where, qid, question, context, answers, impossible, title = question_fields
+    if not isinstance(qid, (str, int)) or str(qid) == "":
+        raise BadQuestion(f"{path}: {where} has no 'id'.")
+    qid = str(qid)
+    name = f"{path}: question {qid!r}"
+    if qid in seen:
+        raise BadQuestion(f"{name} occurs twice: ids must be unique.")
+    seen.add(qid)
+    if not isinstance(question, str) or not question.strip():
+        raise BadQuestion(f"{name} has no question text.")
+    if not isinstance(context, str):
+        raise BadQuestion(f"{name} has no context.")
+    if not context.strip():
+        raise BadQuestion(f"{name} has an empty context.")
+    if answers is None and not impossible:
+        if require_answers:
+            raise BadQuestion(f"{name} has no 'answers' (training and evaluation "
+                              "data give them; is_impossible: true for none).")
+        return SquadExample(qid, question, context, (), False, title, has_gold=False)
+    checked = []
+    for text, start in answers or ():
+        if not isinstance(text, str) or not text or not isinstance(start, int) or \
+                isinstance(start, bool):
+            raise BadQuestion(f"{name}: an answer needs a non-empty 'text' and an "
+                              f"integer 'answer_start'; got {text!r} at {start!r}.")
+        found = context[start:start + len(text)] if 0 <= start < len(context) else ""
+        if found != text:
+            raise BadQuestion(f"{name}: answer {text!r} is not at answer_start={start} "
+                              f"of the context (there: {found!r}).")
+        checked.append((text, start))
+    impossible = bool(impossible) if impossible is not None else not checked
+    if impossible and not version_2_with_negative:
+        raise ValueError(f"{name} is unanswerable (SQuAD v2.0): pass "
+                         "version_2_with_negative (--version_2_with_negative).")
+    if impossible and checked:
+        raise BadQuestion(f"{name} is marked is_impossible but has answers.")
+    if not impossible and not checked:
+        raise BadQuestion(f"{name} has no answer and is not marked is_impossible.")
+    return SquadExample(qid, question, context, tuple(checked), impossible, title)

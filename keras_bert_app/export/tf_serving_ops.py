@@ -71,7 +71,7 @@ TF_TEXT_2_12_1_OPS = frozenset({
 # Allowed only in those; anywhere else they would touch files on every request.
 LOAD_TIME_OPS = frozenset({
     "InitializeTableFromTextFile", "InitializeTableFromTextFileV2",
-    "MergeV2Checkpoints", "Restore", "RestoreSlice", "RestoreV2", "Save", "SaveSlices",
+    "DTensorRestoreV2", "MergeV2Checkpoints", "Restore", "RestoreSlice", "RestoreV2", "Save", "SaveSlices",
     "SaveV2",
 })
 
@@ -107,13 +107,15 @@ DENIED_OPS = {
         "WriteRawProtoSummary", "WriteScalarSummary", "WriteSummary",
     ], "writes logs, summaries or debug dumps on every call"),
     **dict.fromkeys([
-        "CollectiveAllToAllV2", "CollectiveAllToAllV3", "CollectiveAssignGroupV2",
-        "CollectiveBcastRecv", "CollectiveBcastRecvV2", "CollectiveBcastSend",
-        "CollectiveBcastSendV2", "CollectiveGather", "CollectiveGatherV2",
-        "CollectiveInitializeCommunicator", "CollectiveReduce", "CollectiveReduceScatterV2",
+        "_HostRecv", "_HostSend", "_Recv", "_Send", "CollectiveAllToAllV2",
+        "CollectiveAllToAllV3", "CollectiveAssignGroupV2", "CollectiveBcastRecv",
+        "CollectiveBcastRecvV2", "CollectiveBcastSend", "CollectiveBcastSendV2",
+        "CollectiveGather", "CollectiveGatherV2", "CollectiveInitializeCommunicator",
+        "CollectivePermute", "CollectiveReduce", "CollectiveReduceScatterV2",
         "CollectiveReduceV2", "CollectiveReduceV3", "DataServiceDataset",
-        "DataServiceDatasetV2", "DataServiceDatasetV3", "DataServiceDatasetV4",
-        "RegisterDataset", "RegisterDatasetV2", "RpcCall", "RpcCheckStatus", "RpcClient",
-        "RpcGetValue", "RpcServer", "RpcServerRegister", "RpcServerStart",
+        "DataServiceDatasetV2", "DataServiceDatasetV3", "DataServiceDatasetV4", "Recv",
+        "RegisterDataset", "RegisterDatasetV2", "RemoteCall", "RpcCall",
+        "RpcCheckStatus", "RpcClient", "RpcGetValue", "RpcServer", "RpcServerRegister",
+        "RpcServerStart", "Send",
     ], "uses the network"),
 }

@@ -134,11 +134,29 @@ def run_pretraining(config, distribution=None):
     crash or kill, it resumes from the newest checkpoint at the same place in the
     input stream (the consumed batches are skipped) and stops at the same final step.
     """
+    import tensorflow as tf
+
+    created = not tf.io.gfile.exists(config.model_dir)
     model_config, vocab_file, text_config, source_weights = runner.model_sources(config)
     distribution = distribution or create_distribution(config.distribution_strategy,
                                                        config.tpu)
     manager = CheckpointManager(os.path.join(config.model_dir, "checkpoints"),
                                 config.keep_checkpoint_max)
+    try:
+        return _pretrain(config, distribution, manager, model_config, vocab_file,
+                         text_config, source_weights)
+    except ValueError:
+        # Bad data or settings found before the first checkpoint (a truncated record,
+        # ids beyond the vocabulary): the run leaves nothing behind, not a model
+        # directory holding only a run file and an empty TensorBoard log.
+        if (created and distribution.is_chief and not manager.latest_step()
+                and tf.io.gfile.exists(config.model_dir)):
+            tf.io.gfile.rmtree(config.model_dir)
+        raise
+
+
+def _pretrain(config, distribution, manager, model_config, vocab_file, text_config,
+              source_weights):
     resume_step = manager.latest_step() or 0
     if config.do_train:
         if resume_step:

@@ -162,9 +162,17 @@ def input_errors_named(pattern):
                          ) from None
     except tf.errors.InvalidArgumentError as error:
         if IDS_BEYOND_VOCAB in error.message:
+            from keras_bert_app.data.pretraining_dataset import describe_ids_beyond_vocab
+
+            # The in-graph check names the files, not the record: find it (a scan
+            # that runs only after the error).
             found = re.search(r"records of .*?" + re.escape(IDS_BEYOND_VOCAB),
                               error.message)
-            raise ValueError(found.group(0) if found else error.message) from None
+            size = re.search(r"vocab_size (\d+)", error.message)
+            record = size and describe_ids_beyond_vocab(input_files(pattern),
+                                                         int(size.group(1)))
+            raise ValueError(record or (found.group(0) if found else error.message)
+                             ) from None
         found = _PARSE_ERROR.search(error.message)
         if found:  # a record whose lengths differ from the first records'
             key, size, expected = found.groups()
