@@ -17,7 +17,8 @@ import uuid
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from keras_bert_app.export.tf_serving_ops import (DENIED_OPS, LOAD_TIME_OPS,
+from keras_bert_app.export.tf_serving_ops import (DENIED_OPS, DESCRIPTOR_OPS,
+                                                  LOAD_TIME_OPS, LOCAL_DESCRIPTORS,
                                                   TF_TEXT_2_12_1_OPS)
 
 GRAPH_DEF = "graph_def"
@@ -88,7 +89,7 @@ def _load_time(meta_graph):
 
 
 def _places(saved_model):
-    """(place, op type, runs only at load time) for every node of every meta graph;
+    """(place, op type, runs only at load time, NodeDef) for every node of every meta graph;
     a place is `graph_def` or a function name (prefixed by the tags if there are several
     meta graphs)."""
     several = len(saved_model.meta_graphs) > 1
@@ -96,18 +97,18 @@ def _places(saved_model):
         prefix = ",".join(meta_graph.meta_info_def.tags) + "/" if several else ""
         load_nodes, load_functions = _load_time(meta_graph)
         for node in meta_graph.graph_def.node:
-            yield prefix + GRAPH_DEF, node.op, node.name in load_nodes
+            yield prefix + GRAPH_DEF, node.op, node.name in load_nodes, node
         for function in meta_graph.graph_def.library.function:
             name = function.signature.name
             for node in function.node_def:
-                yield prefix + name, node.op, name in load_functions
+                yield prefix + name, node.op, name in load_functions, node
 
 
 def saved_model_op_types(export_dir):
     """The op types of a SavedModel: `{place: set of op types}`, place being `graph_def`
     (each meta graph's top-level graph) or the name of a function of its library."""
     op_types = {}
-    for place, op_type, _ in _places(_read_saved_model(export_dir)):
+    for place, op_type, _, _ in _places(_read_saved_model(export_dir)):
         op_types.setdefault(place, set()).add(op_type)
     return op_types
 
@@ -137,9 +138,9 @@ def check_serving_ops(export_dir, described_as=None):
     Returns the sorted TF Text op types the SavedModel uses.
     """
     places = list(_places(_read_saved_model(export_dir)))
-    unknown = {op for _, op, _ in places} - TF_TEXT_2_12_1_OPS - core_op_types()
+    unknown = {op for _, op, _, _ in places} - TF_TEXT_2_12_1_OPS - core_op_types()
     problems = {}  # (op type, why) -> places
-    for place, op, load_time in places:
+    for place, op, load_time, node in places:
         if op in unknown:
             why = ("is neither a TF core op nor a TF Text op of tensorflow-text 2.12.1 "
                    "(which TF Serving <= 2.19 links)")
@@ -147,6 +148,11 @@ def check_serving_ops(export_dir, described_as=None):
             why = DENIED_OPS[op]
         elif op in LOAD_TIME_OPS and not load_time:
             why = "does checkpoint/asset I/O outside the saver and init functions"
+        elif (op in DESCRIPTOR_OPS and "descriptor_source" in node.attr
+              and node.attr["descriptor_source"].s != LOCAL_DESCRIPTORS):
+            why = (f"reads proto descriptors from "
+                   f"{node.attr['descriptor_source'].s.decode(errors='replace')!r} on "
+                   "every call")
         else:
             continue
         problems.setdefault((op, why), set()).add(place)
@@ -155,7 +161,7 @@ def check_serving_ops(export_dir, described_as=None):
                           for (op, why), where in sorted(problems.items()))
         raise ValueError(f"{described_as or f'The SavedModel at {export_dir}'} would not "
                          f"load or serve in stock TF Serving: {found}.")
-    return sorted({op for _, op, _ in places} & TF_TEXT_2_12_1_OPS)
+    return sorted({op for _, op, _, _ in places} & TF_TEXT_2_12_1_OPS)
 
 
 def _some(names, shown=3):

@@ -75,6 +75,11 @@ LOAD_TIME_OPS = frozenset({
     "SaveV2",
 })
 
+# Proto ops whose `descriptor_source` attribute may name a descriptor file read on
+# every call; only the binary's own descriptor pool ("local://", the default) is safe.
+DESCRIPTOR_OPS = frozenset({"DecodeProtoV2", "EncodeProto"})
+LOCAL_DESCRIPTORS = b"local://"
+
 # Op types (TF 2.21 core) that read or write files, use the network or call back into
 # Python, refused anywhere in an export. A serving process has no Python interpreter
 # (PyFunc ops fail there), and per-request file or network access makes the model depend

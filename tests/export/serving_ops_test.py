@@ -99,6 +99,25 @@ def test_checkpoint_io_outside_the_saver_is_refused(tmp_path):
         check_serving_ops(path)
 
 
+class _DecodesProto(tf.Module):
+    def __init__(self, descriptor_source):
+        super().__init__()
+        self.descriptor_source = descriptor_source
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, data):
+        return tf.io.decode_proto(data, "tensorflow.Example", ["features"], [tf.string],
+                                  descriptor_source=self.descriptor_source).values[0]
+
+
+def test_proto_ops_may_not_read_a_descriptor_file(tmp_path):
+    path = save(_DecodesProto("/etc/descriptors.bin"), tmp_path / "file")
+    with pytest.raises(ValueError, match="DecodeProtoV2 reads proto descriptors from "
+                                         "'/etc/descriptors.bin' on every call"):
+        check_serving_ops(path)
+    check_serving_ops(save(_DecodesProto("local://"), tmp_path / "local"))
+
+
 def test_a_table_read_from_an_asset_at_load_time_is_allowed(tmp_path):
     (tmp_path / "labels.txt").write_text("negative\npositive\n")
 
