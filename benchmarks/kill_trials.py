@@ -88,7 +88,9 @@ def run_pipeline(name, root, args, rng):
             else:
                 # Any moment of training, its checkpoints and the model directory at
                 # the end (a kill during start-up only repeats it).
-                kill_at = rng.uniform(0, training_seconds)
+                # A run that ended before its moment (the machine was faster than
+                # during the timed run) is tried again with a moment half as late.
+                kill_at = rng.uniform(0, training_seconds) / 2 ** attempt
                 moment = f"train+{kill_at:.1f}s"
                 make_moment = lambda child, at=kill_at: faults.seconds_after_output(
                     child, TRAINING_STARTS, at)

@@ -7,7 +7,10 @@
 
 Input: one sentence per line, a blank line between documents. Writes the records and
 `pretraining_metadata.json` beside them (vocabulary fingerprint, lengths, casing,
-masking), which `kba.data.pretraining_dataset` checks.
+masking), which `kba.data.pretraining_dataset` checks. The records are written under
+`.partial` names and renamed when complete, the metadata last: a failed run leaves no
+partial record file. Lines that are not UTF-8 are an error naming the file and line;
+--skip_bad_records drops (and counts) them instead.
 """
 
 import glob
@@ -38,6 +41,10 @@ flags.DEFINE_enum("sentence_prediction", "nsp", ["nsp", "sop", "none"],
 flags.DEFINE_bool("sentence_order_prediction", False, "Same as --sentence_prediction=sop.")
 flags.DEFINE_integer("num_workers", 1, "Processes making instances; the records are the "
                      "same for any number.")
+flags.DEFINE_bool("skip_bad_records", False, "Drop input lines that are not UTF-8 text "
+                  "(latin-1, UTF-16, binary) instead of stopping at the first; the count "
+                  "is logged and recorded as skipped_lines in pretraining_metadata.json. "
+                  "A corpus with no good line is still an error.")
 flags.mark_flags_as_required(["input_file", "output_file", "vocab_file"])
 
 
@@ -53,7 +60,8 @@ def main(argv):
         short_seq_prob=FLAGS.short_seq_prob, random_seed=FLAGS.random_seed,
         do_whole_word_mask=FLAGS.do_whole_word_mask,
         sentence_prediction="sop" if FLAGS.sentence_order_prediction
-        else FLAGS.sentence_prediction, num_workers=FLAGS.num_workers)
+        else FLAGS.sentence_prediction, num_workers=FLAGS.num_workers,
+        skip_bad_records=FLAGS.skip_bad_records)
     metadata = create_pretraining_data(config)
     print(f"Wrote {metadata['num_instances']} instances from "
           f"{metadata['num_documents']} documents to {', '.join(FLAGS.output_file)}")

@@ -56,6 +56,12 @@ def define_finetuning_flags(max_seq_length=128, save_checkpoints_steps=1000,
     flags.DEFINE_integer("num_train_steps", None, "Training steps (overrides the epochs).")
     flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warm-up.")
     flags.DEFINE_integer("save_checkpoints_steps", save_checkpoints_steps, checkpoint_help)
+    flags.DEFINE_bool("skip_bad_records", False, "Drop the training file's bad "
+                      f"{example}s (a wrong field count, text that is not UTF-8, a "
+                      "label outside the label set …) instead of stopping; the count "
+                      "is logged and recorded in the run file. A file whose every "
+                      f"{example} is bad is still an error. Never applied to the eval "
+                      "or predict files: their rows must line up with the results.")
 
 
 def finetuning_fields():
@@ -66,7 +72,8 @@ def finetuning_fields():
         predict_batch_size=FLAGS.predict_batch_size, learning_rate=FLAGS.learning_rate,
         num_train_epochs=FLAGS.num_train_epochs, num_train_steps=FLAGS.num_train_steps,
         warmup_proportion=FLAGS.warmup_proportion,
-        save_checkpoints_steps=FLAGS.save_checkpoints_steps)
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        skip_bad_records=FLAGS.skip_bad_records)
 
 
 def split_cpu():

@@ -2,16 +2,19 @@
 column selection, GLUE's task layouts, label vocabularies and the predictions file.
 
 Pure Python + NumPy: it runs before any graph exists. Every bad row is reported as
-`path:line` with its column and value; no row is dropped and no value guessed (rows
-read = examples returned).
+`path:line` with its column and value; no value is guessed, and no row is dropped
+(rows read = examples returned) unless training data is read with `skip_bad_records`
+(then each dropped row is counted and logged).
 """
 
+import bisect
 import csv
 import dataclasses
 import io
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -74,18 +77,62 @@ def _file_format(path, spec):
     return _EXTENSIONS[extension]
 
 
-def read_text(path):
-    """The text of a UTF-8 file without a leading byte-order mark; a missing file or
-    an undecodable byte is an error naming the file (and the byte's line)."""
+def _not_text(path, number, offset, raw):
+    """Why line `number` (bytes `raw`, starting at byte `offset` of the file) is not
+    UTF-8 text, naming the file, line and byte; None when it is."""
+    try:
+        raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        return f"{path}:{number}: not UTF-8 ({e.reason}, byte {offset + e.start})"
+    if b"\x00" in raw:  # valid UTF-8, but how UTF-16 without a BOM (or binary) reads
+        return (f"{path}:{number}: not UTF-8 text (a NUL byte at byte "
+                f"{offset + raw.index(0)}: UTF-16 or binary?)")
+    return None
+
+
+def read_text(path, bad_lines=None):
+    """The text of a UTF-8 file without a leading byte-order mark; a missing file, an
+    undecodable byte or a NUL byte (UTF-16 without a BOM decodes as UTF-8 with a NUL
+    after every ASCII character) is an error naming the file, the line and the byte.
+
+    With `bad_lines` (a dict, for `skip_bad_records`), such lines are recorded in it
+    (1-based line → the error) instead, their text decoded with replacement
+    characters and without NULs: the delimiters stay, so the records around them
+    still parse, and the reader drops the records holding them."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as f:
         data = f.read()
-    try:
-        return data.decode("utf-8-sig")  # drops a leading BOM (MRPC's header has one)
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 ({e.reason}, byte {e.start})") from None
+    if b"\x00" not in data:
+        try:
+            return data.decode("utf-8-sig")  # drops a leading BOM (MRPC's header has one)
+        except UnicodeDecodeError:
+            pass  # the line-by-line pass below names the line
+    lines, offset = [], 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        reason = _not_text(path, number, offset, raw)
+        if reason is not None and bad_lines is None:
+            raise ValueError(reason)
+        if reason is None:
+            lines.append(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+        else:
+            bad_lines[number] = reason
+            lines.append(raw.decode("utf-8", "replace").replace("\x00", ""))
+        offset += len(raw) + 1
+    return "\n".join(lines)
+
+
+def report_skipped(path, reasons, total, unit="rows"):
+    """What `skip_bad_records` dropped from `path`: logged (the count and the first
+    reason, which names its line), and an error when that is every record — a file
+    with nothing left to train on is a wrong file, not a dirty one."""
+    if not reasons:
+        return
+    if len(reasons) >= total:
+        raise ValueError(f"{path}: all {total} {unit} are bad (skip_bad_records leaves "
+                         f"nothing to train on); the first: {reasons[0]}")
+    print(f"WARNING: skip_bad_records: skipped {len(reasons)} of {total} {unit} of "
+          f"{path}; the first: {reasons[0]}", file=sys.stderr)
 
 
 def _drop_trailing_blank(records, is_blank):
@@ -113,7 +160,11 @@ def delimited_records(path, text, delimiter, quoting):
     return _drop_trailing_blank(records, lambda f: len(f) == 1 and not f[0].strip())
 
 
-def jsonl_records(path, text, skip_rows):
+def jsonl_records(path, text, skip_rows, dropped=None, bad_lines=None):
+    """[(line, JSON object)] of a JSON-lines text. With `dropped` (a list, for
+    `skip_bad_records`), a line that is not a JSON object, or is in `bad_lines`
+    (`read_text`'s undecodable lines), is appended to it as (line, reason) and
+    left out, instead of being an error."""
     lines = _drop_trailing_blank([(i + 1, line) for i, line in enumerate(text.split("\n"))],
                                  lambda line: not line.strip())[skip_rows:]
     if lines and lines[0][1].lstrip().startswith("["):
@@ -122,12 +173,21 @@ def jsonl_records(path, text, skip_rows):
     records = []
     for line, content in lines:
         try:
-            record = json.loads(content)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{line}: not valid JSON ({e.msg}): "
-                             f"{show_value(content)}") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{line}: expected a JSON object, got {show_value(record)}")
+            if bad_lines and line in bad_lines:
+                raise ValueError(bad_lines[line])
+            try:
+                record = json.loads(content)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{line}: not valid JSON ({e.msg}): "
+                                 f"{show_value(content)}") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{line}: expected a JSON object, got "
+                                 f"{show_value(record)}")
+        except ValueError as error:
+            if dropped is None:
+                raise
+            dropped.append((line, str(error)))
+            continue
         records.append((line, record))
     return records
 
@@ -242,12 +302,23 @@ def _value(path, line, spec, role, column, key, record):
     return value
 
 
-def read_examples(path, spec, require_labels=True, skip_rows=0):
+def read_examples(path, spec, require_labels=True, skip_rows=0, skip_bad_records=False,
+                  label_names=None, skipped=None):
     """Reads the examples of one TSV, CSV or JSON-lines file as `spec` lays it out.
 
     `skip_rows` records (JSON lines: lines) at the start of the file are skipped before
     the header. With `require_labels=False`, a label column missing from the file (a
-    test split) gives `labels=None`.
+    test split) gives `labels=None`. `label_names` (optional): the label set; a label
+    outside it is an error naming the line (`label_ids` says the same later).
+
+    `skip_bad_records` (training data only: the rows of an evaluation or prediction
+    file must line up with its results) drops a row that is wrong in itself — a
+    field count other than the header's, a missing key, a line that is not UTF-8 or
+    not JSON, an empty text, a label that does not parse or is outside
+    `label_names` — instead of stopping at it; the count and the first reason are
+    logged and the reasons (each naming its line) appended to `skipped` (a list)
+    when given. A file's layout (its header, malformed CSV quoting, the columns) is
+    an error either way, and so is a file whose every row is bad.
     """
     if spec.problem_type not in PROBLEM_TYPES:
         raise ValueError(f"problem_type {spec.problem_type!r} is not one of "
@@ -257,33 +328,75 @@ def read_examples(path, spec, require_labels=True, skip_rows=0):
             and file_format != "jsonl" and not spec.label_separator):
         raise ValueError(f"{path}: multi_label labels in {file_format.upper()} need a "
                          "label_separator (e.g. ',')")
-    text = read_text(path)
+    bad_lines = {} if skip_bad_records else None
+    dropped = [] if skip_bad_records else None  # (line, reason) of each row left out
+    text = read_text(path, bad_lines)
     header = None
     if file_format == "jsonl":
-        records = jsonl_records(path, text, skip_rows)
+        records = jsonl_records(path, text, skip_rows, dropped, bad_lines)
     else:
         records = delimited_records(path, text, "," if file_format == "csv" else "\t",
                                      spec.quoting or file_format == "csv")[skip_rows:]
         if spec.has_header and records:
-            header = [name.strip() for name in records.pop(0)[1]]
+            line, fields = records.pop(0)
+            if bad_lines and line in bad_lines:  # the header is the layout: no skipping
+                raise ValueError(bad_lines[line])
+            header = [name.strip() for name in fields]
+    if not records and dropped:
+        report_skipped(path, [reason for _, reason in dropped], len(dropped))
     if not records:
         raise ValueError(f"{path}: no examples (an empty file"
                          + (" or only a header)" if header is not None else ")"))
     columns = _columns(path, spec, file_format, header, records[0][1], require_labels)
-    values = {role: [] for role in columns}
-    for line, record in records:
-        if header is not None and len(record) != len(header):
-            # A tab inside a text (TSV quoting is off) would shift the later columns.
-            raise ValueError(f"{path}:{line}: {len(record)} field(s) where the header has "
-                             f"{len(header)}: {show_value(record)}")
-        for role, (column, key) in columns.items():
-            values[role].append(_value(path, line, spec, role, column, key, record))
+    known = None if label_names is None or spec.problem_type == names.REGRESSION \
+        else tuple(str(name) for name in label_names)
+    # A record (CSV: its lines up to the next record's) holding an undecodable line
+    # (JSON lines: `jsonl_records` dropped those already).
+    bad = sorted(bad_lines or ()) if file_format != "jsonl" else []
+    ends = [line for line, _ in records[1:]] + [math.inf]
+    values, kept = {role: [] for role in columns}, []
+    for (line, record), end in zip(records, ends):
+        try:
+            first_bad = bisect.bisect_left(bad, line)
+            if first_bad < len(bad) and bad[first_bad] < end:
+                raise ValueError(bad_lines[bad[first_bad]])
+            row = _row(path, line, spec, columns, header, record, known)
+        except ValueError as error:
+            if not skip_bad_records:
+                raise
+            dropped.append((line, str(error)))
+            continue
+        for role, value in row.items():
+            values[role].append(value)
+        kept.append(line)
+    if skip_bad_records:
+        reasons = [reason for _, reason in sorted(dropped, key=lambda d: d[0])]
+        report_skipped(path, reasons, len(reasons) + len(kept))
+        if skipped is not None:
+            skipped.extend(reasons)
     optional = {role: tuple(values[role]) if role in values else None
                 for role in ("text_b", "label")}
     return ClassificationExamples(
         path=path, text_a=tuple(values["text_a"]), text_b=optional["text_b"],
-        labels=optional["label"], line_numbers=tuple(line for line, _ in records),
+        labels=optional["label"], line_numbers=tuple(kept),
         problem_type=spec.problem_type)
+
+
+def _row(path, line, spec, columns, header, record, label_names):
+    """{role: value} of one record, checked (a one-line error naming `path:line`)."""
+    if header is not None and len(record) != len(header):
+        # A tab inside a text (TSV quoting is off) would shift the later columns.
+        raise ValueError(f"{path}:{line}: {len(record)} field(s) where the header has "
+                         f"{len(header)}: {show_value(record)}")
+    row = {role: _value(path, line, spec, role, column, key, record)
+           for role, (column, key) in columns.items()}
+    if label_names is not None and "label" in row:
+        labels = row["label"] if isinstance(row["label"], tuple) else (row["label"],)
+        for label in labels:
+            if label not in label_names:
+                raise ValueError(f"{path}:{line}: unknown label {label!r}; the label "
+                                 f"names are {label_names}")
+    return row
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,16 +13,19 @@ pair trimming cuts the longer segment first, so a long context is what gets cut,
 never the question.
 
 Pure Python: it runs before any graph exists. A bad record is an error naming
-`path:line` and the field; no record is dropped.
+`path:line` and the field; no record is dropped unless training data is read with
+`skip_bad_records` (then each is counted and logged).
 """
 
+import bisect
 import dataclasses
 import json
 import os
 import random
 
 from keras_bert_app.data.classification_data import (delimited_records, jsonl_records,
-                                                     read_text, show_value)
+                                                     read_text, report_skipped,
+                                                     show_value)
 
 # SWAG's columns (Hugging Face `datasets` "swag", `run_swag.py`); its other columns
 # (video-id, fold-ind, startphrase, gold-source) are not read.
@@ -49,27 +52,59 @@ class MultipleChoiceExample:
         return [f"{self.question} {c}" if self.question else c for c in self.choices]
 
 
-def read_multiple_choice(path, require_labels=True):
+def read_multiple_choice(path, require_labels=True, skip_bad_records=False, skipped=None):
     """The examples of a SWAG-layout CSV or a JSON-lines file (decided from its
     content). With `require_labels=False` (a file to predict) labels may be absent
-    or blank (SWAG's test split: -1); when given, they are checked all the same."""
+    or blank (SWAG's test split: -1); when given, they are checked all the same.
+
+    `skip_bad_records` (training data only: evaluation and prediction rows must line
+    up with their results) drops a record that is wrong in itself (a field count
+    other than the header's, a line that is not UTF-8 or not JSON, a missing key,
+    an empty context or choice, a label that is no index or out of range) instead
+    of stopping at it: logged with the count and the first reason, the reasons
+    (each naming its line) appended to `skipped` (a list) when given. The header,
+    malformed CSV quoting and a file whose every record is bad are errors either
+    way."""
     path = os.fspath(path)
-    text = read_text(path)
+    bad_lines = {} if skip_bad_records else None
+    dropped = [] if skip_bad_records else None  # (line, reason) of each record left out
+    text = read_text(path, bad_lines)
     if not text.strip():
         raise ValueError(f"{path} is empty")
     if text.lstrip().startswith("{"):
-        examples = [_json_example(path, line, record, require_labels)
-                    for line, record in jsonl_records(path, text, 0)]
+        examples = []
+        for line, record in jsonl_records(path, text, 0, dropped, bad_lines):
+            example = _kept(path, line, dropped, _json_example, record, require_labels)
+            examples += [example] if example is not None else []
     else:
-        examples = _swag_examples(path, text, require_labels)
+        examples = _swag_examples(path, text, require_labels, dropped, bad_lines)
+    if skip_bad_records:
+        reasons = [reason for _, reason in sorted(dropped, key=lambda d: d[0])]
+        report_skipped(path, reasons, len(reasons) + len(examples), unit="records")
+        if skipped is not None:
+            skipped.extend(reasons)
     if not examples:
         raise ValueError(f"{path} has a header but no examples")
     return examples
 
 
-def _swag_examples(path, text, require_labels):
+def _kept(path, line, dropped, make, *args):
+    """`make(path, line, *args)`, or None when it is bad and `dropped` (a list:
+    skip_bad_records) takes its (line, reason)."""
+    try:
+        return make(path, line, *args)
+    except ValueError as error:
+        if dropped is None:
+            raise
+        dropped.append((line, str(error)))
+        return None
+
+
+def _swag_examples(path, text, require_labels, dropped=None, bad_lines=None):
     records = delimited_records(path, text, ",", quoting=True)
     header_line, header = records[0]
+    if bad_lines and header_line in bad_lines:  # the header is the layout: no skipping
+        raise ValueError(bad_lines[header_line])
     header = [h.strip() for h in header]
     endings = []
     while f"{SWAG_ENDING}{len(endings)}" in header:
@@ -89,19 +124,28 @@ def _swag_examples(path, text, require_labels):
                          f"is {show_value(header, 200)}")
     columns = {name: header.index(name) for name in (SWAG_CONTEXT, SWAG_QUESTION,
                                                      SWAG_LABEL) if name in header}
-    examples = []
-    for line, fields in records[1:]:
+    # A record (its lines up to the next record's) holding an undecodable line.
+    bad = sorted(bad_lines or ())
+    ends = [line for line, _ in records[2:]] + [float("inf")]
+
+    def example(path, line, fields, end):
+        first_bad = bisect.bisect_left(bad, line)
+        if first_bad < len(bad) and bad[first_bad] < end:
+            raise ValueError(bad_lines[bad[first_bad]])
         if len(fields) != len(header):
             raise ValueError(f"{path}:{line}: {len(fields)} fields; the header has "
                              f"{len(header)}: {show_value(fields)}")
         choices = [fields[i] for i in endings]
         label = fields[columns[SWAG_LABEL]] if SWAG_LABEL in columns else None
-        examples.append(_example(
+        return _example(
             path, line, fields[columns[SWAG_CONTEXT]], fields[columns[SWAG_QUESTION]],
             choices, _swag_label(path, line, label, require_labels), require_labels,
             {"context": SWAG_CONTEXT, "question": SWAG_QUESTION,
-             "choice": SWAG_ENDING + "{}"}))
-    return examples
+             "choice": SWAG_ENDING + "{}"})
+
+    examples = [_kept(path, line, dropped, example, fields, end)
+                for (line, fields), end in zip(records[1:], ends)]
+    return [e for e in examples if e is not None]
 
 
 def _swag_label(path, line, value, require_labels):

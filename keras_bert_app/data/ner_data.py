@@ -21,6 +21,8 @@ import json
 import os
 import re
 
+from keras_bert_app.data.classification_data import read_text, report_skipped
+
 DOCSTART = "-DOCSTART-"
 OUTSIDE = "O"
 CONLL, JSON_LINES = "conll", "jsonl"
@@ -81,7 +83,8 @@ def tag_type(tag):
     return None if tag == OUTSIDE else tag[2:]
 
 
-def read_ner_file(path, tag_column=None, require_tags=True):
+def read_ner_file(path, tag_column=None, require_tags=True, skip_bad_records=False,
+                  skipped=None):
     """Reads a CoNLL or JSON lines NER file (see the module doc).
 
     Args:
@@ -91,10 +94,23 @@ def read_ner_file(path, tag_column=None, require_tags=True):
         require_tags: every word must have an IOB tag (training and evaluation
             data); False reads the words alone (prediction data: its tags, if any,
             stay in `lines` and are not checked).
+        skip_bad_records: training data only (the sentences of evaluation and
+            prediction files must line up with their results): a sentence holding a
+            bad line (not UTF-8, a column count other than the first word line's, a
+            tag that is not IOB; JSON lines: the line) is dropped instead of being an
+            error, the count and the first reason logged, the reasons (each naming
+            its line) appended to `skipped` (a list) when given. A file whose every
+            sentence is bad is an error either way.
     """
     path = os.fspath(path)
-    lines = _read_lines(path)
-    first = next((line.strip() for line in lines if line.strip()), None)
+    bad_lines = {} if skip_bad_records else None
+    dropped = [] if skip_bad_records else None  # (line, reason) of each sentence left out
+    lines = _read_lines(path, bad_lines)
+    first = next((line.strip() for number, line in enumerate(lines, start=1)
+                  if line.strip() and number not in (bad_lines or ())), None)
+    if first is None and bad_lines:
+        report_skipped(path, [bad_lines[n] for n in sorted(bad_lines)], len(bad_lines),
+                       unit="lines")
     if first is None:
         raise ValueError(f"{path}: no sentences (the file is empty).")
     if first[0] in "{[" and first[-1] in "}]":
@@ -106,9 +122,15 @@ def read_ner_file(path, tag_column=None, require_tags=True):
             raise ValueError(f"{path}: the first line looks like JSON but is not a JSON "
                              "object: expected JSON lines ({\"words\": [...], \"tags\": "
                              "[...]} a line) or CoNLL columns (token … TAG).")
-        result = _read_json_lines(path, lines, require_tags)
+        result = _read_json_lines(path, lines, require_tags, dropped, bad_lines)
     else:
-        result = _read_conll(path, lines, tag_column, require_tags)
+        result = _read_conll(path, lines, tag_column, require_tags, dropped, bad_lines)
+    if skip_bad_records:
+        reasons = [reason for _, reason in sorted(dropped, key=lambda d: d[0])]
+        report_skipped(path, reasons, len(reasons) + len(result.sentences),
+                       unit="sentences")
+        if skipped is not None:
+            skipped.extend(reasons)
     if not result.sentences:
         raise ValueError(f"{path}: no sentences.")
     if result.tags is not None:
@@ -116,31 +138,40 @@ def read_ner_file(path, tag_column=None, require_tags=True):
     return result
 
 
-def _read_lines(path):
-    from keras_bert_app.data.classification_data import read_text
-
-    text = read_text(path)  # UTF-8 (a bad byte named with its line), BOM dropped
+def _read_lines(path, bad_lines=None):
+    text = read_text(path, bad_lines)  # UTF-8 (a bad byte named with its line), BOM dropped
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final line end
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _read_conll(path, lines, tag_column, require_tags):
-    first = next(line for line in lines if line.strip())
+def _read_conll(path, lines, tag_column, require_tags, dropped=None, bad_lines=None):
+    """`dropped` (a list: skip_bad_records) takes (line, reason) of each sentence
+    holding a bad line — `bad_lines`' (not UTF-8) or one failing a check — instead
+    of the error."""
+    bad_lines = bad_lines or {}
+    first = next(line for number, line in enumerate(lines, start=1)
+                 if line.strip() and number not in bad_lines)
     separator = "\t" if "\t" in first else " "
     sentences, tags, word_lines = [], [] if require_tags else None, []
     words, sentence_tags, numbers, columns = [], [], [], None
+    problem = []  # (line, reason) of the sentence's first bad line (skip_bad_records)
 
     def close():
-        if words:
+        if problem:
+            dropped.append(problem[0])
+        elif words:
             sentences.append(list(words))
             word_lines.append(list(numbers))
             if require_tags:
                 tags.append(list(sentence_tags))
-            words.clear(), sentence_tags.clear(), numbers.clear()
+        words.clear(), sentence_tags.clear(), numbers.clear(), problem.clear()
 
     for number, line in enumerate(lines, start=1):
+        if number in bad_lines:
+            problem[:] = problem or [(number, bad_lines[number])]
+            continue
         if not line.strip():
             close()
             continue
@@ -150,14 +181,19 @@ def _read_conll(path, lines, tag_column, require_tags):
             continue
         if columns is None:
             columns = len(fields)
-        if len(fields) != columns or not all(fields):
-            raise ValueError(f"{path}:{number}: {len(fields)} columns"
-                             + (" (one empty)" if not all(fields) else "")
-                             + f" where the file's first word line has {columns}: "
-                             f"{line!r:.120}")
-        if require_tags:
-            tag = _tag_of(path, number, fields, tag_column)
-            sentence_tags.append(tag)
+        try:
+            if len(fields) != columns or not all(fields):
+                raise ValueError(f"{path}:{number}: {len(fields)} columns"
+                                 + (" (one empty)" if not all(fields) else "")
+                                 + f" where the file's first word line has {columns}: "
+                                 f"{line!r:.120}")
+            tag = _tag_of(path, number, fields, tag_column) if require_tags else None
+        except ValueError as error:
+            if dropped is None:
+                raise
+            problem[:] = problem or [(number, str(error))]
+            continue
+        sentence_tags.append(tag)
         words.append(fields[0])
         numbers.append(number)
     close()
@@ -179,45 +215,62 @@ def _tag_of(path, number, fields, tag_column):
     return tag
 
 
-def _read_json_lines(path, lines, require_tags):
+def _read_json_lines(path, lines, require_tags, dropped=None, bad_lines=None):
     # Prediction data (require_tags=False) keeps gold tags that every line has, for
-    # predictions.txt's gold column.
+    # predictions.txt's gold column. `dropped` (a list: skip_bad_records) takes
+    # (line, reason) of each bad line instead of the error.
     sentences, tags, word_lines = [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        where = f"{path}:{number}"
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not a JSON object ({e.msg}); a JSON lines file "
-                             "has one object a line.") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{where}: {type(record).__name__}, not a JSON object.")
-        words = record.get("words")
-        if not isinstance(words, list) or not words or not all(
-                isinstance(w, str) and w and not re.search(r"[\t\n\r]", w) for w in words):
-            raise ValueError(f"{where}: field 'words' must be a non-empty list of "
-                             f"non-empty strings without tabs or line breaks, got "
-                             f"{words!r:.120}.")
-        if require_tags or (tags is not None and ("tags" in record or "ner" in record)):
-            if "tags" in record and "ner" in record:
-                raise ValueError(f"{where}: both 'tags' and 'ner'; give one.")
-            field = "tags" if "tags" in record else "ner"
-            values = record.get(field)
-            if not isinstance(values, list) or len(values) != len(words):
-                raise ValueError(f"{where}: field {field!r} must be a list of "
-                                 f"{len(words)} tags (one per word), got {values!r:.120}.")
-            for index, tag in enumerate(values):
-                if not isinstance(tag, str) or not is_iob_tag(tag):
-                    raise ValueError(f"{where}: {field}[{index}]={tag!r} is not an IOB "
-                                     "tag (O, B-TYPE, I-TYPE).")
-            tags.append(list(values))
+            if bad_lines and number in bad_lines:
+                raise ValueError(bad_lines[number])
+            sentence, sentence_tags = _json_sentence(f"{path}:{number}", line, require_tags,
+                                                     tags is not None)
+        except ValueError as error:
+            if dropped is None:
+                raise
+            dropped.append((number, str(error)))
+            continue
+        if sentence_tags is not None:
+            tags.append(sentence_tags)
         elif tags is not None:
             tags = None  # prediction data: gold tags only when every line has them
-        sentences.append(list(words))
-        word_lines.append([number] * len(words))
+        sentences.append(sentence)
+        word_lines.append([number] * len(sentence))
     return NerFile(path, JSON_LINES, sentences, tags, word_lines, lines)
+
+
+def _json_sentence(where, line, require_tags, want_tags):
+    """`(words, tags or None)` of one JSON line, checked."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not a JSON object ({e.msg}); a JSON lines file "
+                         "has one object a line.") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: {type(record).__name__}, not a JSON object.")
+    words = record.get("words")
+    if not isinstance(words, list) or not words or not all(
+            isinstance(w, str) and w and not re.search(r"[\t\n\r]", w) for w in words):
+        raise ValueError(f"{where}: field 'words' must be a non-empty list of "
+                         f"non-empty strings without tabs or line breaks, got "
+                         f"{words!r:.120}.")
+    if require_tags or (want_tags and ("tags" in record or "ner" in record)):
+        if "tags" in record and "ner" in record:
+            raise ValueError(f"{where}: both 'tags' and 'ner'; give one.")
+        field = "tags" if "tags" in record else "ner"
+        values = record.get(field)
+        if not isinstance(values, list) or len(values) != len(words):
+            raise ValueError(f"{where}: field {field!r} must be a list of "
+                             f"{len(words)} tags (one per word), got {values!r:.120}.")
+        for index, tag in enumerate(values):
+            if not isinstance(tag, str) or not is_iob_tag(tag):
+                raise ValueError(f"{where}: {field}[{index}]={tag!r} is not an IOB "
+                                 "tag (O, B-TYPE, I-TYPE).")
+        return list(words), list(values)
+    return list(words), None
 
 
 def _chunk_starts(tags):
@@ -283,16 +336,32 @@ def labels_of(ner_file):
     return (OUTSIDE,) + tuple(sorted({f"{p}-{x}" for x in types for p in "BI"}))
 
 
-def check_tags(ner_file, label_names, source):
+def check_tags(ner_file, label_names, source, skip_bad_records=False, skipped=None):
     """Every tag of `ner_file` is one of `label_names` (from `source`, e.g. the
-    training file); the error names the file, line and tag."""
+    training file); the error names the file, line and tag. With `skip_bad_records`
+    (training data only), the sentences holding another tag are dropped from
+    `ner_file` instead, logged and their reasons appended to `skipped` (a list);
+    none left is an error."""
     known = set(label_names)
+    keep, reasons = [], []
     for sentence, numbers in zip(ner_file.tags, ner_file.word_lines):
-        for tag, number in zip(sentence, numbers):
-            if tag not in known:
-                converted = " (converted from IOB1)" if ner_file.iob1_starts else ""
-                raise ValueError(f"{ner_file.path}:{number}: tag {tag!r}{converted} is "
-                                 f"not in the label set of {source}: {list(label_names)}.")
+        unknown = next(((tag, number) for tag, number in zip(sentence, numbers)
+                        if tag not in known), None)
+        if unknown is not None:
+            converted = " (converted from IOB1)" if ner_file.iob1_starts else ""
+            reason = (f"{ner_file.path}:{unknown[1]}: tag {unknown[0]!r}{converted} is "
+                      f"not in the label set of {source}: {list(label_names)}.")
+            if not skip_bad_records:
+                raise ValueError(reason)
+            reasons.append(reason)
+        keep.append(unknown is None)
+    if reasons:
+        report_skipped(ner_file.path, reasons, len(keep), unit="sentences")
+        for field in ("sentences", "tags", "word_lines"):
+            setattr(ner_file, field, [v for v, k in zip(getattr(ner_file, field), keep)
+                                      if k])
+        if skipped is not None:
+            skipped.extend(reasons)
 
 
 def _docstart_line(line, ner_file):

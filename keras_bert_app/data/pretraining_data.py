@@ -1,5 +1,6 @@
 """`create_pretraining_data`: text files → masked-LM/NSP TFRecords + metadata."""
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -12,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_app import names
+from keras_bert_app.files import removed_on_failure
 from keras_bert_app.data.instances import InstanceMaker, InstanceSettings
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.tokenizer import BertTokenizer
@@ -125,6 +127,9 @@ def read_documents(input_files, tokenizer, skip_bad_records=False, skipped=None)
                 lines.append(line if line else None)  # None: a document boundary
                 if len(lines) >= _TOKENIZE_BATCH:
                     flush()
+        if dropped and dropped == number:  # a wrong file, not a dirty one
+            raise ValueError(f"{path}: all {number} lines are bad (skip_bad_records "
+                             f"leaves nothing to read); the first: {first_error}")
         lines.append(None)  # files never share a document
         flush()
         if dropped:
@@ -200,9 +205,13 @@ def create_pretraining_data(config, verbose=1):
         metadata["skipped_lines"] = sum(skipped.values())
     directories = {os.path.dirname(os.path.abspath(f)) for f in config.output_files}
     for directory in directories:
-        with open(os.path.join(directory, names.PRETRAINING_METADATA_FILE), "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
+        # Written whole or not at all (a reader never sees half a metadata file).
+        path = os.path.join(directory, names.PRETRAINING_METADATA_FILE)
+        with removed_on_failure(path + ".partial") as partial:
+            with open(partial, "w") as f:
+                json.dump(metadata, f, indent=2, sort_keys=True)
+                f.write("\n")
+        os.replace(partial, path)
     return metadata
 
 
@@ -220,9 +229,33 @@ def _make_instances(task):
 
 
 def _write(instances, config):
+    """Writes the records to `<output>.partial` files, renamed to the outputs once
+    every writer is closed; a failure (an error, a full disk) removes them, leaving
+    an earlier run's records and metadata as they were. The old metadata is removed
+    before the renames (the new one is written last): a kill between the two leaves
+    records without metadata — refused by the reader — never new records beside an
+    old description."""
     for path in config.output_files:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    writers = [tf.io.TFRecordWriter(path) for path in config.output_files]
+    partials = [path + ".partial" for path in config.output_files]
+    with contextlib.ExitStack() as cleanup:
+        for partial in partials:
+            cleanup.enter_context(removed_on_failure(partial))
+        writers = [tf.io.TFRecordWriter(partial) for partial in partials]
+        try:
+            _write_records(instances, config, writers)
+        finally:
+            for writer in writers:
+                writer.close()
+    for directory in {os.path.dirname(os.path.abspath(f)) for f in config.output_files}:
+        stale = os.path.join(directory, names.PRETRAINING_METADATA_FILE)
+        if os.path.exists(stale):
+            os.remove(stale)
+    for partial, path in zip(partials, config.output_files):
+        os.replace(partial, path)
+
+
+def _write_records(instances, config, writers):
     seq, predictions = config.max_seq_length, config.max_predictions_per_seq
     for number, instance in enumerate(instances):
         length, masked = len(instance.tokens), len(instance.masked_lm_positions)
@@ -240,8 +273,6 @@ def _write(instances, config):
         example = tf.train.Example(features=tf.train.Features(feature=features))
         # Canonical bytes: protobuf orders map entries (the features) per process.
         writers[number % len(writers)].write(example.SerializeToString(deterministic=True))
-    for writer in writers:
-        writer.close()
 
 
 def _ints(values):

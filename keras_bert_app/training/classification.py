@@ -21,7 +21,7 @@ RESUME_SETTINGS = ("task_name", "data_dir", "train_file", "eval_file", "seed",
                    "num_train_steps", "dynamic_padding", "label_names", "problem_type",
                    "text_a_column", "text_b_column", "label_column", "label_separator",
                    "metric", "save_checkpoints_steps", "log_steps",
-                   "steps_per_execution")
+                   "steps_per_execution", "skip_bad_records")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

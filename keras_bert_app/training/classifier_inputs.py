@@ -25,17 +25,24 @@ def read_classifier_data(config):
         raise ValueError(f"problem_type={problem_type!r} contradicts task {glue.name} "
                          f"({glue.problem_type}).")
 
+    given = config.label_names or (glue.label_names if glue else None)
+    skipped = []  # why each training row skip_bad_records dropped was bad
+
     def read(split, path, require_labels):
+        # Only training rows are ever skipped (a label outside the given label set
+        # among them): evaluation and prediction rows must line up with the results.
+        skip = dict(skip_bad_records=True, label_names=given, skipped=skipped) \
+            if split == "train" and config.skip_bad_records else {}
         if glue:
             return cd.read_examples(glue.file(config.data_dir, split), glue.spec(split),
-                                    require_labels=require_labels)
+                                    require_labels=require_labels, **skip)
         # Predict files may carry labels: then predictions.tsv shows them too.
         spec = cd.ColumnSpec(
             file_format=config.file_format, text_a_column=config.text_a_column,
             text_b_column=config.text_b_column, label_column=config.label_column,
             has_header=config.has_header, label_separator=config.label_separator,
             problem_type=problem_type)
-        return cd.read_examples(path, spec, require_labels=require_labels)
+        return cd.read_examples(path, spec, require_labels=require_labels, **skip)
 
     train = read("train", config.train_file, True) if config.do_train else None
     eval_sets = []
@@ -55,14 +62,13 @@ def read_classifier_data(config):
 
     label_names = None
     if problem_type != names.REGRESSION:
-        given = config.label_names or (glue.label_names if glue else None)
         label_names = cd.label_names_for(train, given) if train is not None else given
     metric = config.metric or (glue.metrics[0] if glue else DEFAULT_METRIC[problem_type])
     if metric not in cm.METRIC_NAMES[problem_type]:
         raise ValueError(f"metric={metric!r} is not computed for {problem_type} "
                          f"problems; choose one of {list(cm.METRIC_NAMES[problem_type])}.")
     data = ClassifierData(config, train, eval_sets, predict_set, problem_type,
-                          label_names, text_inputs, metric)
+                          label_names, text_inputs, metric, len(skipped))
     if label_names is not None or problem_type == names.REGRESSION:
         data.check_labels()
     return data
@@ -72,13 +78,14 @@ class ClassifierData:
     """What a classifier run knows about its data; built by `read_classifier_data`."""
 
     def __init__(self, config, train, eval_sets, predict_set, problem_type,
-                 label_names, text_inputs, metric):
+                 label_names, text_inputs, metric, skipped_train_records=0):
         self.config = config
         self.train, self.eval_sets, self.predict_set = train, eval_sets, predict_set
         self.problem_type = problem_type
         self.label_names = tuple(label_names) if label_names else None
         self.text_inputs = tuple(text_inputs)
         self.metric = metric
+        self.skipped_train_records = skipped_train_records  # skip_bad_records' count
         self.max_seq_length = config.max_seq_length
         self.preprocessor = None
         self.vocab_file = self.text_config = None
@@ -98,9 +105,12 @@ class ClassifierData:
                              names.REGRESSION else None)
 
     def settings(self):
-        return {"problem_type": self.problem_type, "label_names": self.label_names,
-                "text_inputs": self.text_inputs, "metric": self.metric,
-                "train_examples": len(self.train) if self.train else 0}
+        settings = {"problem_type": self.problem_type, "label_names": self.label_names,
+                    "text_inputs": self.text_inputs, "metric": self.metric,
+                    "train_examples": len(self.train) if self.train else 0}
+        if self.config.skip_bad_records:  # (absent otherwise: older run files match)
+            settings["skipped_train_records"] = self.skipped_train_records
+        return settings
 
     # ------------------------------------------------------------------- text
 

@@ -23,7 +23,8 @@ RUN_FILE = names.MULTIPLE_CHOICE_RUN_FILE
 RESUME_SETTINGS = ("train_file", "eval_file", "seed", "train_batch_size",
                    "max_seq_length", "num_train_epochs", "num_train_steps",
                    "save_checkpoints_steps", "log_steps", "steps_per_execution",
-                   "learning_rate", "warmup_proportion", "optimizer", "weight_decay")
+                   "learning_rate", "warmup_proportion", "optimizer", "weight_decay",
+                   "skip_bad_records")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -26,12 +26,16 @@ def read_multiple_choice_data(config):
     """Reads every file the run names (train, eval, predict) before anything else."""
     from keras_bert_app.data.multiple_choice_data import read_multiple_choice
 
-    train = read_multiple_choice(config.train_file) if config.do_train else None
+    # Only training questions are ever skipped: evaluation and prediction rows must
+    # line up with their results.
+    skipped = []  # why each question skip_bad_records dropped was bad
+    train = read_multiple_choice(config.train_file, skip_bad_records=config.skip_bad_records,
+                                 skipped=skipped) if config.do_train else None
     eval_sets = [("eval", read_multiple_choice(config.eval_file))] \
         if config.do_eval else []
     predict_set = read_multiple_choice(config.predict_file, require_labels=False) \
         if config.do_predict else None
-    return MultipleChoiceData(config, train, eval_sets, predict_set)
+    return MultipleChoiceData(config, train, eval_sets, predict_set, len(skipped))
 
 
 class _Encoded:
@@ -123,15 +127,19 @@ class MultipleChoiceData:
     metric = ACCURACY
     problem_type = None  # not a classifier: no confusion matrix
 
-    def __init__(self, config, train, eval_sets, predict_set):
+    def __init__(self, config, train, eval_sets, predict_set, skipped_train_records=0):
         self.config = config
+        self.skipped_train_records = skipped_train_records  # skip_bad_records' count
         self.train, self.eval_sets, self.predict_set = train, eval_sets, predict_set
         self.max_seq_length = config.max_seq_length
         self.preprocessor = None
         self._encoded = {}
 
     def settings(self):
-        return {"train_examples": len(self.train) if self.train else 0}
+        settings = {"train_examples": len(self.train) if self.train else 0}
+        if self.config.skip_bad_records:  # (absent otherwise: older run files match)
+            settings["skipped_train_records"] = self.skipped_train_records
+        return settings
 
     def set_text(self, vocab_file, text_config, max_seq_length):
         from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor

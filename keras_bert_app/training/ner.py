@@ -22,7 +22,7 @@ RESUME_SETTINGS = ("train_file", "eval_file", "tag_column", "labels_file", "seed
                    "train_batch_size", "max_seq_length", "doc_stride", "num_train_epochs",
                    "num_train_steps", "save_checkpoints_steps", "log_steps",
                    "steps_per_execution", "learning_rate", "warmup_proportion",
-                   "optimizer", "weight_decay", "strict_iob2")
+                   "optimizer", "weight_decay", "strict_iob2", "skip_bad_records")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -75,17 +75,23 @@ def run_ner(config, distribution=None):
     """
     from keras_bert_app.data import ner_data
 
-    files = {}
+    files, skipped = {}, []  # skipped: why each dropped training sentence was bad
     for split, require in (("train", True), ("eval", True), ("predict", False)):
         if getattr(config, f"do_{split}"):
             path = getattr(config, f"{split}_file")
-            files[split] = ner_data.read_ner_file(path, config.tag_column, require)
+            # Only training sentences are ever skipped: evaluation and prediction
+            # sentences must line up with their results.
+            skip = split == "train" and config.skip_bad_records
+            files[split] = ner_data.read_ner_file(path, config.tag_column, require,
+                                                  skip_bad_records=skip, skipped=skipped)
             _describe(files[split], split)
     trained = None if config.do_train else _trained_dir(config)
     labels = _label_names(config, files, trained)
     for split in ("train", "eval"):
         if split in files:
-            ner_data.check_tags(files[split], labels, _label_source(config, trained))
+            ner_data.check_tags(files[split], labels, _label_source(config, trained),
+                                skip_bad_records=split == "train" and
+                                config.skip_bad_records, skipped=skipped)
     keras.utils.set_random_seed(config.seed)
     distribution = distribution or create_distribution(config.distribution_strategy,
                                                        config.tpu)
@@ -93,7 +99,8 @@ def run_ner(config, distribution=None):
                                 config.keep_checkpoint_max)
     if config.do_train:
         data = NerData(config, labels, config.stride, files.get("eval"))
-        model, step = _train(config, data, files["train"], distribution, manager)
+        model, step = _train(config, data, files["train"], distribution, manager,
+                             len(skipped))
     else:
         data = NerData(config, labels, trained[1], files.get("eval"))
         with distribution.scope():
@@ -176,7 +183,8 @@ def _text(directory):
     return os.path.join(directory, names.VOCAB_FILE), text_config
 
 
-def _train(config, data, train_file, distribution, manager):
+def _train(config, data, train_file, distribution, manager, skipped=0):
+    """`skipped`: the training sentences `skip_bad_records` dropped (recorded)."""
     from keras_bert_app.model_dir import save_task_dir
     from keras_bert_app.models import BertTokenClassifier
 
@@ -193,6 +201,8 @@ def _train(config, data, train_file, distribution, manager):
     plan = fine_tuning.schedule(config, trained)
     settings = {"label_names": data.label_names, "doc_stride": data.doc_stride,
                 "train_sentences": sentences, "train_windows": trained}
+    if config.skip_bad_records:  # (absent otherwise: earlier runs' files still match)
+        settings["skipped_train_records"] = skipped
     resume_step = fine_tuning.resume_or_record(
         config, os.path.join(config.model_dir, NER_RUN_FILE), RESUME_SETTINGS, manager,
         plan.num_steps, settings, distribution.is_chief)

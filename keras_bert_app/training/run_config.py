@@ -54,6 +54,7 @@ class FineTuningSettings(RunSettings):
     Steps count batches of `train_batch_size` examples: `num_train_steps`, or by
     default `num_train_epochs` over the training examples (each task says what an
     example is), with linear warm-up over `warmup_proportion` of them.
+    `skip_bad_records` drops the training file's bad records instead of stopping.
     """
 
     model_dir: str
@@ -66,6 +67,11 @@ class FineTuningSettings(RunSettings):
     num_train_steps: int = None
     warmup_proportion: float = 0.1
     save_checkpoints_steps: int = 1000
+    # Training data only: a record that is wrong in itself (a bad row, line,
+    # sentence or question) is dropped, counted and logged instead of stopping the
+    # run; evaluation and prediction files never skip (their rows must line up with
+    # the results). The count is recorded in the run file.
+    skip_bad_records: bool = False
 
     def __post_init__(self):
         super().__post_init__()

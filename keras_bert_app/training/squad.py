@@ -19,7 +19,7 @@ RESUME_SETTINGS = ("train_file", "version_2_with_negative", "seed", "train_batch
                    "max_seq_length", "doc_stride", "max_query_length", "num_train_epochs",
                    "num_train_steps", "save_checkpoints_steps", "log_steps",
                    "steps_per_execution", "learning_rate", "warmup_proportion",
-                   "optimizer", "weight_decay")
+                   "optimizer", "weight_decay", "skip_bad_records")
 # Settings that decide the windows: a prediction must use the trained model's.
 WINDOW_SETTINGS = ("max_seq_length", "doc_stride", "max_query_length",
                    "version_2_with_negative")
@@ -93,7 +93,10 @@ def run_squad(config, distribution=None):
     """
     from keras_bert_app.data.squad_data import read_squad
 
-    train = read_squad(config.train_file, config.version_2_with_negative) \
+    skipped = []  # why each question skip_bad_records dropped was bad
+    # Only training questions are ever skipped: predictions answer every question.
+    train = read_squad(config.train_file, config.version_2_with_negative,
+                       skip_bad_records=config.skip_bad_records, skipped=skipped) \
         if config.do_train else None
     predict = read_squad(config.predict_file, config.version_2_with_negative,
                          require_answers=False) if config.do_predict else None
@@ -103,7 +106,8 @@ def run_squad(config, distribution=None):
     manager = CheckpointManager(os.path.join(config.model_dir, "checkpoints"),
                                 config.keep_checkpoint_max)
     if config.do_train:
-        model, tokenizer, step = _train(config, train, distribution, manager)
+        model, tokenizer, step = _train(config, train, distribution, manager,
+                                        len(skipped))
         if config.do_predict:
             model = _float32(model, distribution)
     else:
@@ -135,7 +139,8 @@ def _windows(path, examples, tokenizer, config, is_training=False):
         raise ValueError(f"{path}: {error}") from None
 
 
-def _train(config, examples, distribution, manager):
+def _train(config, examples, distribution, manager, skipped=0):
+    """`skipped`: the training questions `skip_bad_records` dropped (recorded)."""
     from keras_bert_app.model_dir import TaskConfig, save_span_labeler_dir
     from keras_bert_app.models import BertSpanLabeler
     from keras_bert_app.text.tokenizer import BertTokenizer
@@ -150,6 +155,8 @@ def _train(config, examples, distribution, manager):
     log_steps = config.log_steps or runner.default_log_steps(save_steps,
                                                              config.steps_per_execution)
     data = {"train_questions": len(examples), "train_windows": len(features)}
+    if config.skip_bad_records:  # (absent otherwise: earlier runs' files still match)
+        data["skipped_train_records"] = skipped
     resume_step = fine_tuning.resume_or_record(
         config, os.path.join(config.model_dir, names.SQUAD_RUN_FILE), RESUME_SETTINGS,
         manager, num_steps, data, distribution.is_chief)

@@ -7,9 +7,9 @@ Library readers are called directly (fast); a pipeline is started only where its
 status and output directory are the promise. Data are a few lines written here, and
 records made from demo_data/shakespeare.txt (shipped with the project)."""
 
+import dataclasses
 import json
 import os
-import shutil
 import sys
 
 import pytest
@@ -189,9 +189,6 @@ def test_a_bad_file_is_one_error_naming_file_line_and_field(tmp_path, reader, ki
     assert re.search(message.format(path=re.escape(str(path))), text), text
 
 
-@pytest.mark.xfail(strict=True, reason="classification_data.read_text (which the "
-                   "classifier, NER, SQuAD and multiple-choice readers share) accepts NUL "
-                   "bytes: the error blames JSON or columns and holds NULs")
 @pytest.mark.parametrize("reader", sorted(set(READERS) - {"text"}))
 def test_utf16_without_a_bom_is_named_as_an_encoding_error(tmp_path, reader):
     name, lines, read = READERS[reader]
@@ -237,6 +234,54 @@ def test_skip_bad_records_skips_bad_squad_questions_and_counts_them(tmp_path, ca
     with pytest.raises(ValueError, match="is not JSON"):  # a broken file is never skipped
         path.write_text("\n".join(SQUAD)[:-10])
         read_squad(str(path), skip_bad_records=True)
+
+
+def _shakespeare_records_config(tmp_path, lines=200):
+    corpus = tmp_path / "corpus.txt"
+    with open(os.path.join(REPO, "demo_data", "shakespeare.txt"), encoding="utf-8") as f:
+        corpus.write_text("\n".join(f.read().splitlines()[:lines]) + "\n")
+    out = tmp_path / "records"
+    return PretrainingDataConfig(
+        input_files=(str(corpus),), output_files=(str(out / "a.tfrecord"),
+                                                  str(out / "b.tfrecord")),
+        vocab_file=SHAKESPEARE_VOCAB, max_seq_length=SEQ,
+        max_predictions_per_seq=PREDICTIONS, dupe_factor=1), out
+
+
+def _fail_after(monkeypatch, records):
+    """`create_pretraining_data` fails while writing record `records + 1`."""
+    from keras_bert_app.data import pretraining_data
+
+    calls, ints = [0], pretraining_data._ints
+
+    def failing(values):
+        calls[0] += 1
+        if calls[0] > 6 * records:  # six int features a record
+            raise OSError("injected: the disk is full")
+        return ints(values)
+
+    monkeypatch.setattr(pretraining_data, "_ints", failing)
+
+
+def test_create_pretraining_data_failing_mid_write_leaves_no_records_and_no_metadata(
+        tmp_path, monkeypatch):
+    config, out = _shakespeare_records_config(tmp_path)
+    _fail_after(monkeypatch, 10)
+    with pytest.raises(OSError, match="injected"):
+        create_pretraining_data(config, verbose=0)
+    assert os.listdir(out) == []  # no record file, no .partial, no metadata
+
+
+def test_a_failed_rerun_leaves_the_earlier_records_and_metadata_as_they_were(
+        tmp_path, monkeypatch):
+    config, out = _shakespeare_records_config(tmp_path)
+    create_pretraining_data(config, verbose=0)
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert sorted(before) == ["a.tfrecord", "b.tfrecord", "pretraining_metadata.json"]
+    _fail_after(monkeypatch, 10)
+    with pytest.raises(OSError, match="injected"):
+        create_pretraining_data(dataclasses.replace(config, random_seed=7), verbose=0)
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
 
 
 # -- pre-training records --------------------------------------------------------------------
