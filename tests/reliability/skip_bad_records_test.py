@@ -20,27 +20,12 @@ from keras_bert_app.data.multiple_choice_data import read_multiple_choice
 from keras_bert_app.data.ner_data import check_tags, read_ner_file
 from keras_bert_app.training import classification, multiple_choice, ner, squad
 from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, tiny_config
+from tests.reliability.samples import (CLS_JSONL, CONLL, CORPUS, CSV, MC_JSONL,
+                                       NER_LABELS, SQUAD, SWAG, TSV)
 
-# Good files, line by line (as bad_data_test's; a bad variant changes known lines).
-TSV = ["sentence\tlabel", "the king is good\tpos", "the king is dead\tneg", "a good lord\tpos"]
-CSV = ["sentence,label", '"the king, good",pos', '"the king, dead",neg', '"a lord",pos']
-CLS_JSONL = [json.dumps({"sentence": s, "label": l}) for s, l in
-             [("the king is good", "pos"), ("the king is dead", "neg"), ("a lord", "pos")]]
-CONLL = ["Romeo B-PER", "speaks O", "", "Juliet B-PER", "sleeps O", "in O", "Verona B-LOC"]
-NER_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
-SQUAD = json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [
-    {"context": "Normandy is in France.", "qas": [
-        {"id": "q1", "question": "Where is Normandy?",
-         "answers": [{"text": "France", "answer_start": 15}]},
-        {"id": "q2", "question": "What is in France?",
-         "answers": [{"text": "Normandy", "answer_start": 0}]}]}]}]}, indent=1)
-MC_JSONL = [json.dumps({"context": "The king is dead.", "question": "Who?",
-                        "choices": ["the king", "a lord", "Romeo"], "label": i})
-            for i in range(3)]
-SWAG = ["sent1,sent2,ending0,ending1,label", "The king,is,dead,alive,0",
-        "The lord,is,good,bad,1", "Romeo,speaks,softly,loudly,0"]
-CORPUS = ["The king is dead.", "Long live the king.", "", "Romeo speaks softly.",
-          "Juliet sleeps in Verona."]
+# Good files, line by line (tests/reliability/samples.py; a bad variant changes known
+# lines).
+SQUAD_TEXT = "\n".join(SQUAD)
 
 
 def latin1(lines, line):
@@ -280,7 +265,7 @@ def test_an_evaluation_file_is_never_skipped(tmp_path):
 
 
 def test_a_squad_run_records_the_skipped_questions_and_never_skips_predictions(tmp_path):
-    train = _write(tmp_path, "train.json", SQUAD.replace(
+    train = _write(tmp_path, "train.json", SQUAD_TEXT.replace(
         '"answer_start": 15', '"answer_start": 40').encode())
     fields = dict(_tiny(tmp_path, train_file=train, do_train=True, skip_bad_records=True),
                   max_seq_length=48, max_query_length=8, doc_stride=16)
