@@ -28,9 +28,15 @@ def define_execution_flags():
     flags.DEFINE_string("tpu", None, "TPU name or address for --distribution_strategy=tpu.")
     flags.DEFINE_enum("mixed_precision", "float32",
                       ["float32", "mixed_bfloat16", "mixed_float16"], "Dtype policy.")
-    flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA. Default: "
-                      "Keras' 'auto' (jax.jit on JAX; TensorFlow decides on its own).")
+    flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA. Default "
+                      "'auto': on for JAX and on GPUs/TPUs (also under tf.distribute, "
+                      "where Keras would switch it off), off on CPU-only machines; the "
+                      "run's log says which and why.")
     flags.DEFINE_integer("steps_per_execution", 1, "Steps per compiled call.")
+    flags.DEFINE_bool("remat", False, "Recompute each transformer block in the backward "
+                      "pass instead of keeping its activations: much less memory "
+                      "(e.g. bert_large at sequence 512) for one more forward pass; "
+                      "same gradients, dropout included.")
     flags.DEFINE_integer("log_steps", None, "TensorBoard interval (divides the checkpoint "
                          "interval); default gcd(save_checkpoints_steps, 100).")
     flags.DEFINE_integer("keep_checkpoint_max", 3, "Checkpoints kept.")
@@ -114,5 +120,6 @@ def execution_fields():
         distribution_strategy=FLAGS.distribution_strategy, tpu=FLAGS.tpu,
         mixed_precision=FLAGS.mixed_precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
-        steps_per_execution=FLAGS.steps_per_execution, log_steps=FLAGS.log_steps,
+        steps_per_execution=FLAGS.steps_per_execution, remat=FLAGS.remat,
+        log_steps=FLAGS.log_steps,
         keep_checkpoint_max=FLAGS.keep_checkpoint_max, seed=FLAGS.seed)

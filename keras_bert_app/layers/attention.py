@@ -1,13 +1,26 @@
-"""Multi-head self-attention with a padding mask and a float32 softmax."""
+"""Multi-head self-attention with a padding mask and a float32 softmax.
+
+Two paths compute the same function:
+- fused: `keras.ops.dot_product_attention`, which each backend runs with its best
+  kernel (cuDNN / flash attention on JAX GPUs, PyTorch's scaled_dot_product_attention,
+  one XLA-fusable einsum-softmax-einsum on TensorFlow). It has no dropout, so it runs
+  whenever attention dropout is inactive: inference, export, and training with
+  `attention_probs_dropout_prob=0`.
+- explicit: einsum, float32 softmax, dropout on the probabilities, einsum. Training
+  with attention dropout takes it, so BERT's dropout on attention probabilities stays
+  exactly what Google's and Hugging Face's code do.
+"""
 
 import math
 
 import keras
 from keras import ops
 
-# Added to the logits of padding keys. Any large negative value zeroes their softmax
-# weight in float32 (the softmax always runs in float32 here).
-_MASKED_LOGIT = -1e9
+# Added to the logits of padding keys (Google's BERT adds -10000.0). Finite in float16
+# and bfloat16, so a bias cast to the compute dtype never becomes -inf (a row of only
+# padding keys would then give NaN); any real logit is so much larger that a padding
+# key's softmax weight is exactly 0.0 in float32.
+MASKED_LOGIT_BIAS = -10000.0
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")
@@ -75,18 +88,27 @@ class BertSelfAttention(keras.layers.Layer):
             1.0 / math.sqrt(self.head_size), self.compute_dtype)
         key = self._split_heads(self.key_dense(x))
         value = self._split_heads(self.value_dense(x))
+        key_is_real = ops.cast(padding_mask, "bool")[:, None, None, :]  # [batch, 1, 1, seq]
 
+        if (training and self.dropout > 0) or not _fused_path_runs(self.compute_dtype):
+            context = self._attention_with_dropout(query, key, value, key_is_real,
+                                                   training)
+        else:
+            # [batch, 1, 1, seq]: 0 on real keys, MASKED_LOGIT_BIAS on padding.
+            bias = ops.where(key_is_real, 0.0, MASKED_LOGIT_BIAS)
+            context = ops.dot_product_attention(query, key, value, bias=bias,
+                                                scale=1.0)  # [batch, seq, heads, size]
+        context = ops.reshape(context, (batch, seq, self.num_heads * self.head_size))
+        return self.output_dense(context)
+
+    def _attention_with_dropout(self, query, key, value, key_is_real, training):
         scores = ops.einsum("bqnd,bknd->bnqk", query, key)  # [batch, heads, seq, seq]
         scores = ops.cast(scores, "float32")
-        key_is_real = ops.cast(padding_mask, "bool")[:, None, None, :]  # [batch, 1, 1, seq]
-        scores = ops.where(key_is_real, scores, _MASKED_LOGIT)
+        scores = ops.where(key_is_real, scores, MASKED_LOGIT_BIAS)
         probs = ops.softmax(scores, axis=-1)
         probs = self.dropout_layer(probs, training=training)
         probs = ops.cast(probs, self.compute_dtype)
-
-        context = ops.einsum("bnqk,bknd->bqnd", probs, value)  # [batch, seq, heads, size]
-        context = ops.reshape(context, (batch, seq, self.num_heads * self.head_size))
-        return self.output_dense(context)
+        return ops.einsum("bnqk,bknd->bqnd", probs, value)  # [batch, seq, heads, size]
 
     def compute_output_shape(self, x_shape, padding_mask_shape=None):
         return tuple(x_shape)
@@ -96,3 +118,14 @@ class BertSelfAttention(keras.layers.Layer):
         config.update(num_heads=self.num_heads, head_size=self.head_size,
                       dropout=self.dropout, initializer_range=self.initializer_range)
         return config
+
+
+def _fused_path_runs(compute_dtype):
+    """Whether `ops.dot_product_attention` runs in `compute_dtype` on this backend:
+    JAX's on a CPU multiplies float16 with float32 accumulation, which XLA's CPU
+    dot refuses ("precision 'F16_F16_F32' is not supported")."""
+    if compute_dtype != "float16" or keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return jax.default_backend() != "cpu"

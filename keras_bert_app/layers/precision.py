@@ -14,3 +14,15 @@ def float32_if_mixed(dtype_policy):
     if policy.compute_dtype != policy.variable_dtype:
         return "float32"
     return policy
+
+
+def keep_model_dtype_policy(model, dtype):
+    """Gives a functional `model` the dtype policy it was built with.
+
+    Keras 3.15's functional `Model.__init__` drops its `dtype` argument, leaving the
+    model with the global policy. `compile` reads the model's policy to decide loss
+    scaling: a `mixed_float16` encoder built while the global policy is float32 would
+    train without a `LossScaleOptimizer`, its small float16 gradients flushed to zero.
+    """
+    if dtype is not None:
+        model.dtype_policy = dtype

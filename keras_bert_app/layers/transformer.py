@@ -6,6 +6,7 @@ from keras import ops
 from keras_bert_app.layers.activations import get_activation
 from keras_bert_app.layers.attention import BertSelfAttention
 from keras_bert_app.layers.precision import float32_if_mixed
+from keras_bert_app.layers.remat import rematerialized_call
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")
@@ -25,6 +26,10 @@ class BertTransformerBlock(keras.layers.Layer):
         attention_dropout: dropout on attention probabilities.
         layer_norm_eps: LayerNorm epsilon.
         initializer_range: stddev of the truncated-normal kernel initializer.
+        remat: recompute the block's internals in the backward pass instead of
+            keeping them (`layers.remat`): only the block's input waits for the
+            backward pass, for one more forward pass of the block. The gradients,
+            dropout included, are the same as without.
 
     Call args:
         x: `[batch, seq, hidden]`.
@@ -41,7 +46,7 @@ class BertTransformerBlock(keras.layers.Layer):
 
     def __init__(self, num_heads, head_size, intermediate_size, hidden_act="gelu",
                  hidden_dropout=0.0, attention_dropout=0.0, layer_norm_eps=1e-12,
-                 initializer_range=0.02, **kwargs):
+                 initializer_range=0.02, remat=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.head_size = head_size
@@ -51,6 +56,7 @@ class BertTransformerBlock(keras.layers.Layer):
         self.attention_dropout = attention_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        self.remat = remat
 
         hidden = num_heads * head_size
         initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
@@ -84,6 +90,15 @@ class BertTransformerBlock(keras.layers.Layer):
         self.output_layer_norm.build(x_shape)
 
     def call(self, x, padding_mask, training=None):
+        if not self.remat:
+            return self._sublayers(x, padding_mask, training)
+        # `training` is passed on as a plain bool: the recompute runs in the backward
+        # pass, outside the call context Keras would otherwise take it from.
+        training = bool(training)
+        return rematerialized_call(
+            self, lambda x: self._sublayers(x, padding_mask, training), x)
+
+    def _sublayers(self, x, padding_mask, training):
         residual_dtype = self.attention_layer_norm.compute_dtype
         attention = self.attention(x, padding_mask, training=training)
         attention = self.attention_output_dropout(attention, training=training)
@@ -105,5 +120,5 @@ class BertTransformerBlock(keras.layers.Layer):
             hidden_dropout=self.hidden_dropout,
             attention_dropout=self.attention_dropout,
             layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range)
+            initializer_range=self.initializer_range, remat=self.remat)
         return config

@@ -5,6 +5,7 @@ import keras
 from keras_bert_app import names
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder, model_dir_loader
+from keras_bert_app.layers.precision import keep_model_dtype_policy
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")
@@ -59,6 +60,7 @@ class BertClassifier(BertTask):
         pooled = encoder(inputs)[names.POOLED_OUTPUT]  # [batch, H]
         logits = output_layer(dropout_layer(pooled))  # [batch, num_classes]
         super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        keep_model_dtype_policy(self, dtype)
 
         # === Config ===
         self._finish_init(encoder, preprocessor=preprocessor, num_classes=num_classes,

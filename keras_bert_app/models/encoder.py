@@ -6,6 +6,7 @@ from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.layers.embeddings import BertEmbeddings
 from keras_bert_app.layers.transformer import BertTransformerBlock
+from keras_bert_app.layers.precision import keep_model_dtype_policy
 
 
 def encoder_inputs(prefix_shape=()):
@@ -31,6 +32,13 @@ class BertEncoder(keras.Model):
         config: a `BertConfig` (or its dict).
         dtype: dtype policy of the layers (e.g. `"mixed_bfloat16"`); None uses the
             global policy.
+        remat: rematerialise each transformer block: its internals are recomputed
+            in the backward pass rather than kept, so training holds one
+            `[batch, seq, H]` tensor per layer instead of all the block's
+            activations (the attention probabilities alone are
+            `[batch, heads, seq, seq]`), for one more forward pass of the blocks.
+            Gradients are unchanged, dropout included. A training setting: the
+            weights are the same, and model directories are written without it.
 
     Example:
     >>> encoder = BertEncoder(BertConfig.from_preset("bert_tiny", vocab_size=100))
@@ -41,7 +49,7 @@ class BertEncoder(keras.Model):
     (2, 128)
     """
 
-    def __init__(self, config, dtype=None, **kwargs):
+    def __init__(self, config, dtype=None, remat=False, **kwargs):
         if isinstance(config, dict):
             config = BertConfig.from_dict(config)
         if not isinstance(config, BertConfig):
@@ -64,7 +72,8 @@ class BertEncoder(keras.Model):
                 hidden_dropout=config.hidden_dropout_prob,
                 attention_dropout=config.attention_probs_dropout_prob,
                 layer_norm_eps=config.layer_norm_eps,
-                initializer_range=config.initializer_range, dtype=dtype, name=name)
+                initializer_range=config.initializer_range, remat=remat, dtype=dtype,
+                name=name)
 
         if config.share_layers:
             shared = block("transformer_shared")
@@ -91,9 +100,11 @@ class BertEncoder(keras.Model):
             outputs={names.SEQUENCE_OUTPUT: x, names.POOLED_OUTPUT: pooled,
                      names.ENCODER_OUTPUTS: layer_outputs},
             dtype=dtype, **kwargs)
+        keep_model_dtype_policy(self, dtype)
 
         # === Config ===
         self.config = config
+        self.remat = remat
         self.embeddings = embeddings
         self.transformer_layers = blocks
         self.pooler = pooler
@@ -106,7 +117,7 @@ class BertEncoder(keras.Model):
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-                "config": self.config.to_dict()}
+                "config": self.config.to_dict(), "remat": self.remat}
 
     @classmethod
     def from_config(cls, config):

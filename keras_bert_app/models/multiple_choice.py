@@ -6,6 +6,7 @@ from keras import ops
 from keras_bert_app import names
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
+from keras_bert_app.layers.precision import keep_model_dtype_policy
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")
@@ -49,6 +50,7 @@ class BertMultipleChoice(BertTask):
         logits = _UnflattenChoices(dtype="float32", name="unflatten_choices")(
             scores, inputs[names.INPUT_WORD_IDS])  # [batch, C]
         super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        keep_model_dtype_policy(self, dtype)
 
         # === Config ===
         self._finish_init(encoder, dropout=dropout)

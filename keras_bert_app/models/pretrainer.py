@@ -8,6 +8,7 @@ from keras_bert_app.layers.masked_lm_head import BertMaskedLMHead
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
 from keras_bert_app.replicas import replica_context, sum_over_replicas
+from keras_bert_app.layers.precision import keep_model_dtype_policy
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")
@@ -69,6 +70,7 @@ class BertPretrainer(BertTask):
         if nsp_head is not None:
             outputs[names.NSP_LOGITS] = nsp_head(encoded[names.POOLED_OUTPUT])
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+        keep_model_dtype_policy(self, dtype)
 
         # === Config ===
         self._finish_init(encoder, next_sentence_prediction=next_sentence_prediction)

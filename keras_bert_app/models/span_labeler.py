@@ -5,6 +5,7 @@ import keras
 from keras_bert_app import names
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
+from keras_bert_app.layers.precision import keep_model_dtype_policy
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")
@@ -41,6 +42,7 @@ class BertSpanLabeler(BertTask):
         logits = span_dense(sequence)  # [batch, seq, 2]
         outputs = {names.START_LOGITS: logits[:, :, 0], names.END_LOGITS: logits[:, :, 1]}
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+        keep_model_dtype_policy(self, dtype)
 
         # === Config ===
         self._finish_init(encoder)

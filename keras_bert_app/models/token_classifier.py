@@ -5,6 +5,7 @@ import keras
 from keras_bert_app import names
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
+from keras_bert_app.layers.precision import keep_model_dtype_policy
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_app")
@@ -48,6 +49,7 @@ class BertTokenClassifier(BertTask):
         sequence = encoder(inputs)[names.SEQUENCE_OUTPUT]  # [batch, seq, H]
         logits = output_layer(dropout_layer(sequence))  # [batch, seq, num_classes]
         super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        keep_model_dtype_policy(self, dtype)
 
         # === Config ===
         self._finish_init(encoder, num_classes=num_classes, dropout=dropout)

@@ -88,16 +88,21 @@ def compiled_task_model(config, model_config, build, *, num_steps, manager,
     (e.g. `runner.model_sources`' weights; None: random). `compile_args(model)`:
     more `compile` arguments (a loss and metrics for a model without its own)."""
     from keras_bert_app.models import BertEncoder
+    from keras_bert_app.training.compilation import resolve_jit_compile
     from keras_bert_app.training.keras_workarounds import prepare_for_distribution
     from keras_bert_app.training.optimizers import create_optimizer
 
+    jit = resolve_jit_compile(config.jit_compile, distribution)
+    if distribution.is_chief:
+        print(jit.describe())
     with distribution.scope():
-        encoder = BertEncoder(model_config, dtype=config.mixed_precision)
+        encoder = BertEncoder(model_config, dtype=config.mixed_precision,
+                              remat=config.remat)
         model = build(encoder)
         model.compile(optimizer=create_optimizer(
             config.learning_rate, num_steps, int(num_steps * config.warmup_proportion),
             optimizer=config.optimizer, weight_decay=config.weight_decay),
-            jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution,
+            jit_compile=jit.jit_compile, steps_per_execution=config.steps_per_execution,
             **(compile_args(model) if compile_args else {}))
         model.optimizer.build(model.trainable_variables)
         prepare_for_distribution(model, distribution)

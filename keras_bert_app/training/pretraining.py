@@ -13,6 +13,7 @@ from keras_bert_app.training import pretraining_inputs as inputs
 from keras_bert_app.training import runner
 from keras_bert_app.training.runner import one_of
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
+from keras_bert_app.training.compilation import resolve_jit_compile
 from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import (evaluate_to_the_end,
                                                        prepare_for_distribution)
@@ -182,15 +183,19 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
     nsp = data_settings["sentence_prediction"] != "none"
 
     accumulation = config.gradient_accumulation_steps
+    jit = resolve_jit_compile(config.jit_compile, distribution)
+    if distribution.is_chief:
+        print(jit.describe())
     with distribution.scope():
-        encoder = BertEncoder(model_config, dtype=config.mixed_precision)
+        encoder = BertEncoder(model_config, dtype=config.mixed_precision,
+                              remat=config.remat)
         pretrainer = BertPretrainer(encoder, next_sentence_prediction=nsp)
         optimizer = create_optimizer(
             config.learning_rate, config.num_train_steps, config.num_warmup_steps,
             optimizer=config.optimizer,
             weight_decay=config.weight_decay,
             gradient_accumulation_steps=accumulation if accumulation > 1 else None)
-        pretrainer.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+        pretrainer.compile(optimizer=optimizer, jit_compile=jit.jit_compile,
                            steps_per_execution=config.steps_per_execution)
         pretrainer.optimizer.build(pretrainer.trainable_variables)
         prepare_for_distribution(pretrainer, distribution)  # Keras 3.15 TF workarounds

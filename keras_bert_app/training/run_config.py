@@ -33,8 +33,11 @@ class RunSettings:
     distribution_strategy: str = "default"
     tpu: str = None
     mixed_precision: str = "float32"
-    jit_compile: object = "auto"  # Keras' "auto" (on JAX: jax.jit), True or False
+    jit_compile: object = "auto"  # "auto" (see training.compilation), True or False
     steps_per_execution: int = 1
+    # Rematerialise the transformer blocks (`BertEncoder(remat=True)`): less memory
+    # for one more forward pass; the gradients and the saved model are the same.
+    remat: bool = False
     log_steps: int = None
     keep_checkpoint_max: int = 3
     # Initial weights and the input stream: fixed by default, so that every worker of

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from keras_bert_app import names
-from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
+from keras_bert_app.models import (BertClassifier, BertEncoder, BertMultipleChoice,
+                                   BertPretrainer, BertSpanLabeler, BertTokenClassifier)
 from tests.helpers import encoder_batch, tiny_config, to_numpy
 
 POLICIES = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -75,6 +76,31 @@ def test_encoder_and_classifier_outputs(policy):
     classifier.compile(optimizer="adam")
     history = classifier.fit(batch, np.array([0, 1, 2]), epochs=2, verbose=0).history
     assert np.isfinite(history["loss"]).all()
+
+
+@pytest.mark.parametrize("policy_name", sorted(POLICIES))
+def test_models_keep_their_policy_without_a_global_one(policy_name):
+    """The pipelines build `BertEncoder(config, dtype=...)` under the global float32
+    policy; `compile` must still see the mixed policy, or mixed_float16 trains
+    without loss scaling."""
+    assert keras.config.dtype_policy().name == "float32"
+    encoder = BertEncoder(tiny_config(), dtype=policy_name)
+    models = [encoder, BertPretrainer(encoder), BertClassifier(encoder, num_classes=2),
+              BertSpanLabeler(encoder), BertTokenClassifier(encoder, num_classes=3),
+              BertMultipleChoice(encoder)]
+    assert [m.dtype_policy.name for m in models] == [policy_name] * len(models)
+    for model in models[1:]:
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+        scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert scaled == (policy_name == "mixed_float16"), type(model).__name__
+
+
+def test_keras_functional_models_still_drop_their_dtype_argument():
+    """Pins the Keras behaviour `keep_model_dtype_policy` works around: when this
+    fails, Keras keeps a functional model's `dtype` and the workaround can go."""
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs), dtype="mixed_float16")
+    assert model.dtype_policy.name == "float32"
 
 
 def test_mixed_outputs_stay_close_to_float32(policy):

@@ -75,6 +75,45 @@ def test_multi_worker_mirrored_with_two_local_workers(records, tmp_path):
     assert (model_dir / "model.weights.h5").is_file()
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_under_mirrored_trains_as_on_one_device(records, tmp_path, policy):
+    one = run(spec(records, tmp_path / "one", "one_device", mixed_precision=policy),
+              tmp_path / "one.npz")
+    mirrored = run(spec(records, tmp_path / "mirrored", "mirrored", cpu_devices=2,
+                        mixed_precision=policy), tmp_path / "mirrored.npz")
+    start = checkpoint_arrays(tmp_path / "one" / "checkpoints" / "ckpt-2.weights.h5")
+    for result in (one, mirrored):
+        # float16 needs loss scaling (Keras' dynamic LossScaleOptimizer, 2**15 at the
+        # start, halved on every step whose gradients overflow); bfloat16 has
+        # float32's exponent range and needs none.
+        scale = float(result["loss_scale"])
+        assert (scale > 1.0) if policy == "mixed_float16" else scale == 0.0
+        weights = [result[k] for k in result if k.startswith("w")]
+        assert all(w.dtype == np.float32 and np.isfinite(w).all() for w in weights)
+    assert float(one["loss_scale"]) == float(mirrored["loss_scale"])
+    # Half-precision rounding differs with the split of the batch; the two runs must
+    # still agree far more closely than either moved in training.
+    keys = sorted(k for k in one if k.startswith("w"))
+    diff = np.mean([np.abs(one[k] - mirrored[k]).mean() for k in keys])
+    late = checkpoint_arrays(tmp_path / "one" / "checkpoints" / "ckpt-4.weights.h5")
+    moved = np.mean([np.abs(start[k] - late[k]).mean() for k in start])
+    assert moved > 1e-4 and diff < 0.1 * moved, (diff, moved)
+
+
+def test_mixed_float16_with_two_local_workers_scales_the_loss_alike(records, tmp_path):
+    ports = free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    processes = [start(spec(records, tmp_path / "run", "multi_worker_mirrored",
+                            mixed_precision="mixed_float16"),
+                       tmp_path / f"worker{i}.npz",
+                       tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}})
+                 for i in range(2)]
+    chief, other = [finish(p, tmp_path / f"worker{i}.npz") for i, p in enumerate(processes)]
+    assert int(chief["num_replicas"]) == 2 and int(chief["iterations"]) == STEPS
+    assert float(chief["loss_scale"]) == float(other["loss_scale"]) > 1.0
+    assert_same_weights(chief, other, atol=0)
+
+
 def test_jax_data_parallel_over_two_host_devices(records, tmp_path):
     single = run(spec(records, tmp_path / "single"), tmp_path / "single.npz",
                  backend="jax")

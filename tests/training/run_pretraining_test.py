@@ -72,6 +72,8 @@ def test_pretraining_raises_masked_lm_accuracy_and_writes_a_model_dir(workspace,
     model_dir = tmp_path / "run"
     result = pipeline("run_pretraining", *pretrain_flags(workspace, model_dir, 300, 100, 50))
     assert "steps 0 → 300" in result.stdout
+    # The XLA choice is logged with its reason (this suite runs on CPU-only machines).
+    assert "XLA off: 'auto' on a CPU-only machine" in result.stdout
 
     logged = scalars(model_dir)
     assert SCALARS <= set(logged)
@@ -130,10 +132,11 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, tmp_path):
 
 def test_bfloat16_xla_steps_per_execution_accumulation_and_lamb(workspace, tmp_path):
     model_dir = tmp_path / "run"
-    pipeline("run_pretraining", *pretrain_flags(workspace, model_dir, 8, 4, 4),
-             "--num_warmup_steps=2", "--mixed_precision=mixed_bfloat16", "--jit_compile",
-             "--steps_per_execution=2", "--gradient_accumulation_steps=2",
-             "--optimizer=lamb")
+    result = pipeline(
+        "run_pretraining", *pretrain_flags(workspace, model_dir, 8, 4, 4),
+        "--num_warmup_steps=2", "--mixed_precision=mixed_bfloat16", "--jit_compile",
+        "--steps_per_execution=2", "--gradient_accumulation_steps=2", "--optimizer=lamb")
+    assert "XLA on: jit_compile=True given" in result.stdout
     with h5py.File(model_dir / "checkpoints" / "ckpt-8.weights.h5") as f:
         assert int(f["optimizer"]["vars"]["0"][()]) == 8  # Keras' batch counter
     logged = scalars(model_dir)
@@ -142,6 +145,29 @@ def test_bfloat16_xla_steps_per_execution_accumulation_and_lamb(workspace, tmp_p
     np.testing.assert_allclose(logged["learning_rate"][4], 3e-3 * (1 - 4 / 8), rtol=1e-4)
     pretrainer = kba.load_pretrainer(model_dir)  # float32 weights, whatever trained them
     assert {w.dtype for w in pretrainer.weights} == {"float32"}
+
+
+def test_remat_trains_to_the_same_weights(workspace, tmp_path):
+    # --remat recomputes each transformer block in the backward pass. With BERT's
+    # dropout on, the recompute draws the same masks: the run ends with the same
+    # weights as without it. The setting is in the run file only: the model
+    # directory (config, weights) is the same as any other.
+    result = pipeline("run_pretraining",
+                      *pretrain_flags(workspace, tmp_path / "remat", 3, 3, 3),
+                      "--train_batch_size=8", "--num_warmup_steps=1", "--remat")
+    assert "steps 0 → 3" in result.stdout
+    run_pretraining(PretrainingRunConfig(
+        input_file=workspace["records"], bert_config=kba.BertConfig(**TINY),
+        vocab_file=SHAKESPEARE_VOCAB, do_lower_case=True, model_dir=str(tmp_path / "plain"),
+        train_batch_size=8, num_train_steps=3, num_warmup_steps=1, learning_rate=3e-3,
+        save_checkpoints_steps=3, log_steps=3, seed=1, verbose=0))
+    run = json.loads((tmp_path / "remat" / "pretraining_run.json").read_text())
+    assert run["remat"] is True
+    assert "remat" not in (tmp_path / "remat" / "bert_config.json").read_text()
+    remat, plain = (kba.load_pretrainer(tmp_path / name) for name in ("remat", "plain"))
+    assert not remat.encoder.remat
+    for a, b in zip(remat.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_raw_text_input_then_continuing_from_the_model_dir(workspace, tmp_path):

@@ -30,7 +30,17 @@ def main(spec_json, output_path):
              num_workers=distribution.num_workers, is_chief=distribution.is_chief,
              iterations=int(keras.ops.convert_to_numpy(pretrainer.optimizer.iterations)),
              jit_compile=bool(pretrainer.jit_compile),
+             loss_scale=_loss_scale(pretrainer.optimizer),
              **weights)
+
+
+def _loss_scale(optimizer):
+    """The dynamic loss scale of a LossScaleOptimizer (mixed_float16), else 0."""
+    import keras
+
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return 0.0
+    return float(keras.ops.convert_to_numpy(optimizer.dynamic_scale))
 
 
 if __name__ == "__main__":
