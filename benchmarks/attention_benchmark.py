@@ -44,6 +44,7 @@ def functions(layer, x, mask, jit):
 
     def train():
         with tf.GradientTape() as tape:
+            tape.watch(x)
             out = layer(x, mask, training=True)
             loss = tf.reduce_sum(out * out)
         return tape.gradient(loss, layer.trainable_variables + [x])
