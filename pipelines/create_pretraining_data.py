@@ -18,26 +18,14 @@ import glob
 from absl import flags
 
 from pipelines.errors import run
+from pipelines.pretraining_data_flags import data_config
 
-from keras_bert_app.data import PretrainingDataConfig, create_pretraining_data
+from keras_bert_app.data import create_pretraining_data
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input_file", None, "Input text files (comma separated, globs allowed).")
 flags.DEFINE_list("output_file", None, "Output TFRecord files (comma separated); "
                   "instances are spread over them round robin.")
-flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary.")
-flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents.")
-flags.DEFINE_bool("do_whole_word_mask", False, "Mask whole words, not single pieces.")
-flags.DEFINE_integer("max_seq_length", 128, "Sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Most masked positions per sequence.")
-flags.DEFINE_integer("random_seed", 12345, "Seed; the same seed gives the same records.")
-flags.DEFINE_integer("dupe_factor", 10, "Times the input is used, with other masks.")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Share of tokens masked.")
-flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.")
-flags.DEFINE_enum("sentence_prediction", "nsp", ["nsp", "sop", "none"],
-                  "nsp: B is the next or a random segment (label 1 = random); sop: B "
-                  "follows A or they are swapped (label 1 = swapped); none: single "
-                  "segments, masked LM only.")
 flags.DEFINE_bool("sentence_order_prediction", False, "Same as --sentence_prediction=sop.")
 flags.DEFINE_integer("num_workers", 1, "Processes making instances; the records are the "
                      "same for any number.")
@@ -51,17 +39,10 @@ flags.mark_flags_as_required(["input_file", "output_file", "vocab_file"])
 def main(argv):
     del argv
     inputs = sorted({f for pattern in FLAGS.input_file for f in (glob.glob(pattern) or [pattern])})
-    config = PretrainingDataConfig(
-        input_files=tuple(inputs), output_files=tuple(FLAGS.output_file),
-        vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
-        max_seq_length=FLAGS.max_seq_length,
-        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-        masked_lm_prob=FLAGS.masked_lm_prob, dupe_factor=FLAGS.dupe_factor,
-        short_seq_prob=FLAGS.short_seq_prob, random_seed=FLAGS.random_seed,
-        do_whole_word_mask=FLAGS.do_whole_word_mask,
-        sentence_prediction="sop" if FLAGS.sentence_order_prediction
-        else FLAGS.sentence_prediction, num_workers=FLAGS.num_workers,
-        skip_bad_records=FLAGS.skip_bad_records)
+    config = data_config(
+        inputs, FLAGS.output_file,
+        sentence_prediction="sop" if FLAGS.sentence_order_prediction else None,
+        num_workers=FLAGS.num_workers, skip_bad_records=FLAGS.skip_bad_records)
     metadata = create_pretraining_data(config)
     print(f"Wrote {metadata['num_instances']} instances from "
           f"{metadata['num_documents']} documents to {', '.join(FLAGS.output_file)}")

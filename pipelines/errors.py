@@ -32,8 +32,10 @@ def _exit(message):
     sys.exit(2)
 
 
-def run(main):
-    """`absl.app.run(main)`, with the library's input errors as one-line messages."""
+def run(main, flags_parser=None):
+    """`absl.app.run(main)`, with the library's input errors as one-line messages.
+    `flags_parser`: as absl's (the Beam pipeline's passes other frameworks' flags
+    through)."""
 
     def guarded(argv):
         try:
@@ -46,4 +48,7 @@ def run(main):
             # One line (h5py's message holds newlines), naming the file being written.
             _exit("out of disk space: " + " ".join(str(error).split()))
 
-    app.run(guarded)
+    if flags_parser is None:
+        app.run(guarded)
+    else:
+        app.run(guarded, flags_parser=flags_parser)

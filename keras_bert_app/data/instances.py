@@ -43,6 +43,10 @@ class InstanceMaker:
         is_suffix: per id, whether the token is a `##` continuation.
         vocab_size: random replacements draw from all ids, as Google's code does.
         rng: a `random.Random`.
+
+    Attributes:
+        truncated: instances made so far whose text was cut to fit the length
+            (a count for reports; drawing nothing from `rng`).
     """
 
     def __init__(self, settings, cls_id, sep_id, mask_id, is_suffix, vocab_size, rng):
@@ -51,6 +55,7 @@ class InstanceMaker:
         self.is_suffix = is_suffix
         self.vocab_size = vocab_size
         self.rng = rng
+        self.truncated = 0
 
     def from_document(self, documents, document_index):
         if self.settings.sentence_prediction == "none":
@@ -126,6 +131,7 @@ class InstanceMaker:
         return tokens
 
     def _truncate_pair(self, tokens_a, tokens_b, max_num_tokens):
+        self.truncated += len(tokens_a) + len(tokens_b) > max_num_tokens
         while len(tokens_a) + len(tokens_b) > max_num_tokens:
             longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
             if self.rng.random() < 0.5:
@@ -143,6 +149,7 @@ class InstanceMaker:
         for index, sentence in enumerate(document):
             tokens.extend(sentence)
             if len(tokens) >= target_length or index == len(document) - 1:
+                self.truncated += len(tokens) > max_num_tokens
                 tokens = tokens[:max_num_tokens]
                 full = [self.cls_id] + tokens + [self.sep_id]
                 instances.append(self._masked(full, [0] * len(full), 0))

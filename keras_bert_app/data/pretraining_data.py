@@ -2,19 +2,21 @@
 
 import contextlib
 import dataclasses
-import json
 import multiprocessing
 import os
 import random
 import sys
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.files import removed_on_failure
+from keras_bert_app.data.corpus_documents import ShardReader
 from keras_bert_app.data.instances import InstanceMaker, InstanceSettings
+from keras_bert_app.data.pretraining_records import (pretraining_metadata,
+                                                     remove_stale_metadata,
+                                                     serialize_instance, write_metadata)
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.tokenizer import BertTokenizer
 
@@ -62,82 +64,71 @@ class PretrainingDataConfig:
             raise ValueError("Give at least one input file and one output file.")
 
 
-def _decode_line(path, number, offset, raw):
-    """One line of an input file as text; an error naming the file, the line and the
-    byte when it is not UTF-8 (a latin-1 or UTF-16 file, or one cut inside a
-    character). Google's reader drops such bytes silently (`errors="ignore"`): a
-    UTF-16 corpus would then be "pre-trained" on its every other byte."""
-    advice = ("re-encode the file as UTF-8, or pass skip_bad_records "
-              "(--skip_bad_records) to drop such lines.")
-    try:
-        text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}:{number}: not UTF-8 ({error.reason}, byte "
-                         f"{offset + error.start} of the file); {advice}") from None
-    if "\x00" in text:  # valid UTF-8, but UTF-16 without a BOM (or binary) reads so
-        raise ValueError(f"{path}:{number}: not UTF-8 text (a NUL byte, byte "
-                         f"{offset + raw.index(0)} of the file: UTF-16 or binary?); "
-                         f"{advice}")
-    return text
-
-
 def read_documents(input_files, tokenizer, skip_bad_records=False, skipped=None):
-    """Documents as lists of sentences of token ids: one sentence per line, a blank
-    line between documents (Google's input format).
+    """Documents as lists of sentences of token ids, from text files in Google's
+    layout (one sentence per line, a blank line between documents) or
+    WikiExtractor's (`<doc>` … `</doc>`), decided per file from its content
+    (`corpus_documents.ShardReader`).
 
     A line that is not UTF-8 is an error naming the file, line and byte; with
     `skip_bad_records` it is dropped instead (not a document boundary), and each is
     counted in `skipped` (a dict path → lines dropped, when given) and logged once
     per file."""
-    tokenize = tf.function(tokenizer.tokenize_pieces, autograph=False)
-    documents, lines = [[]], []
-
-    def flush():
-        if not lines:
-            return
-        for start in range(0, len(lines), _TOKENIZE_BATCH):
-            ids = tokenize(tf.constant([l for l in lines[start:start + _TOKENIZE_BATCH]
-                                        if l is not None]))
-            flat, splits = ids.flat_values.numpy().tolist(), ids.row_splits.numpy()
-            rows = iter(flat[a:b] for a, b in zip(splits[:-1], splits[1:]))
-            for line in lines[start:start + _TOKENIZE_BATCH]:
-                if line is None:
-                    documents.append([])
-                else:
-                    sentence = next(rows)
-                    if sentence:
-                        documents[-1].append(sentence)
-        lines.clear()
-
+    tokenize = batch_tokenizer(tokenizer)
+    documents = []
     for path in input_files:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Input file {path} does not exist.")
-        dropped, first_error, offset = 0, None, 0
+        reader = ShardReader(path, strict=not skip_bad_records)
         with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                try:
-                    line = _decode_line(path, number, offset, raw).strip()
-                except ValueError as error:
-                    if not skip_bad_records:
-                        raise
-                    dropped, first_error = dropped + 1, first_error or error
-                    continue
-                finally:
-                    offset += len(raw)
-                lines.append(line if line else None)  # None: a document boundary
-                if len(lines) >= _TOKENIZE_BATCH:
-                    flush()
-        if dropped and dropped == number:  # a wrong file, not a dirty one
-            raise ValueError(f"{path}: all {number} lines are bad (skip_bad_records "
-                             f"leaves nothing to read); the first: {first_error}")
-        lines.append(None)  # files never share a document
-        flush()
+            texts = list(reader.documents(f))
+        dropped = reader.bad_lines
+        if dropped and dropped == reader.lines:  # a wrong file, not a dirty one
+            raise ValueError(f"{path}: all {reader.lines} lines are bad (skip_bad_records "
+                             f"leaves nothing to read); the first: {reader.first_error}")
+        documents.extend(d for d in tokenize_documents(texts, tokenize) if d)
         if dropped:
             print(f"WARNING: skip_bad_records: {path}: dropped {dropped} line(s) that "
-                  f"are not UTF-8; the first: {first_error}", file=sys.stderr)
+                  f"are not UTF-8; the first: {reader.first_error}", file=sys.stderr)
         if skipped is not None:
             skipped[path] = dropped
-    return [d for d in documents if d]
+    return documents
+
+
+def batch_tokenizer(tokenizer):
+    """`tokenizer.tokenize_pieces` as one traced function for batches of any size."""
+    return tf.function(tokenizer.tokenize_pieces, autograph=False,
+                       input_signature=[tf.TensorSpec([None], tf.string)])
+
+
+def tokenize_documents(documents, tokenize):
+    """`documents` (lists of sentence strings) as lists of sentences of token ids,
+    through `tokenize` (a batch of strings → ragged ids), a few thousand sentences
+    per call. Sentences without a token are dropped, so a document may come back
+    empty."""
+    sentences = [sentence for document in documents for sentence in document]
+    rows = []
+    for start in range(0, len(sentences), _TOKENIZE_BATCH):
+        ids = tokenize(tf.constant(sentences[start:start + _TOKENIZE_BATCH]))
+        flat, splits = ids.flat_values.numpy().tolist(), ids.row_splits.numpy().tolist()
+        rows.extend(flat[a:b] for a, b in zip(splits[:-1], splits[1:]))
+    out, rows = [], iter(rows)
+    for document in documents:
+        out.append([ids for ids in (next(rows) for _ in document) if ids])
+    return out
+
+
+def instance_maker_args(config, tokenizer):
+    """`InstanceMaker`'s arguments (all but `rng`) for `config` and `tokenizer`."""
+    ids = tokenizer.special_ids
+    return dict(
+        settings=InstanceSettings(config.max_seq_length, config.max_predictions_per_seq,
+                                  config.masked_lm_prob, config.short_seq_prob,
+                                  config.do_whole_word_mask, config.sentence_prediction),
+        cls_id=ids[names.CLS_TOKEN], sep_id=ids[names.SEP_TOKEN],
+        mask_id=ids[names.MASK_TOKEN],
+        is_suffix=[t.startswith("##") for t in tokenizer.vocab],
+        vocab_size=tokenizer.vocab_size)
 
 
 def create_pretraining_data(config, verbose=1):
@@ -154,15 +145,7 @@ def create_pretraining_data(config, verbose=1):
         raise ValueError(f"No text in {list(config.input_files)}.")
     rng = random.Random(config.random_seed)
     rng.shuffle(documents)
-    ids = tokenizer.special_ids
-    maker_args = dict(
-        settings=InstanceSettings(config.max_seq_length, config.max_predictions_per_seq,
-                                  config.masked_lm_prob, config.short_seq_prob,
-                                  config.do_whole_word_mask, config.sentence_prediction),
-        cls_id=ids[names.CLS_TOKEN], sep_id=ids[names.SEP_TOKEN],
-        mask_id=ids[names.MASK_TOKEN],
-        is_suffix=[t.startswith("##") for t in tokenizer.vocab],
-        vocab_size=tokenizer.vocab_size)
+    maker_args = instance_maker_args(config, tokenizer)
     tasks = [(config.random_seed, round_, start,
               min(start + _DOCUMENTS_PER_TASK, len(documents)))
              for round_ in range(config.dupe_factor)
@@ -189,29 +172,13 @@ def create_pretraining_data(config, verbose=1):
     rng.shuffle(instances)
     _write(instances, config)
 
-    metadata = {
-        "vocab_sha256": text_config.vocab_sha256, "vocab_size": tokenizer.vocab_size,
-        "do_lower_case": config.do_lower_case, "max_seq_length": config.max_seq_length,
-        "max_predictions_per_seq": config.max_predictions_per_seq,
-        "masked_lm_prob": config.masked_lm_prob,
-        "do_whole_word_mask": config.do_whole_word_mask,
-        "sentence_prediction": config.sentence_prediction,
-        "dupe_factor": config.dupe_factor, "short_seq_prob": config.short_seq_prob,
-        "random_seed": config.random_seed, "num_instances": len(instances),
-        "num_documents": len(documents),
-        "files": [os.path.basename(f) for f in config.output_files],
-    }
+    metadata = pretraining_metadata(
+        config, text_config, vocab_size=tokenizer.vocab_size,
+        num_instances=len(instances), num_documents=len(documents),
+        files=config.output_files)
     if config.skip_bad_records:  # (absent otherwise: metadata of earlier runs still match)
         metadata["skipped_lines"] = sum(skipped.values())
-    directories = {os.path.dirname(os.path.abspath(f)) for f in config.output_files}
-    for directory in directories:
-        # Written whole or not at all (a reader never sees half a metadata file).
-        path = os.path.join(directory, names.PRETRAINING_METADATA_FILE)
-        with removed_on_failure(path + ".partial") as partial:
-            with open(partial, "w") as f:
-                json.dump(metadata, f, indent=2, sort_keys=True)
-                f.write("\n")
-        os.replace(partial, path)
+    write_metadata(config.output_files, metadata)
     return metadata
 
 
@@ -247,33 +214,12 @@ def _write(instances, config):
         finally:
             for writer in writers:
                 writer.close()
-    for directory in {os.path.dirname(os.path.abspath(f)) for f in config.output_files}:
-        stale = os.path.join(directory, names.PRETRAINING_METADATA_FILE)
-        if os.path.exists(stale):
-            os.remove(stale)
+    remove_stale_metadata(config.output_files)
     for partial, path in zip(partials, config.output_files):
         os.replace(partial, path)
 
 
 def _write_records(instances, config, writers):
-    seq, predictions = config.max_seq_length, config.max_predictions_per_seq
     for number, instance in enumerate(instances):
-        length, masked = len(instance.tokens), len(instance.masked_lm_positions)
-        features = {
-            names.RECORD_INPUT_IDS: _ints(instance.tokens + [0] * (seq - length)),
-            names.RECORD_INPUT_MASK: _ints([1] * length + [0] * (seq - length)),
-            names.RECORD_SEGMENT_IDS: _ints(instance.segment_ids + [0] * (seq - length)),
-            names.MASKED_LM_POSITIONS: _ints(instance.masked_lm_positions
-                                             + [0] * (predictions - masked)),
-            names.MASKED_LM_IDS: _ints(instance.masked_lm_ids + [0] * (predictions - masked)),
-            names.MASKED_LM_WEIGHTS: tf.train.Feature(float_list=tf.train.FloatList(
-                value=[1.0] * masked + [0.0] * (predictions - masked))),
-            names.NEXT_SENTENCE_LABELS: _ints([instance.next_sentence_label]),
-        }
-        example = tf.train.Example(features=tf.train.Features(feature=features))
-        # Canonical bytes: protobuf orders map entries (the features) per process.
-        writers[number % len(writers)].write(example.SerializeToString(deterministic=True))
-
-
-def _ints(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values, np.int64)))
+        writers[number % len(writers)].write(serialize_instance(
+            instance, config.max_seq_length, config.max_predictions_per_seq))

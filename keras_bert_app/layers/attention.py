@@ -1,11 +1,13 @@
 """Multi-head self-attention with a padding mask and a float32 softmax.
 
 Two paths compute the same function:
-- fused: `keras.ops.dot_product_attention`, which each backend runs with its best
-  kernel (cuDNN / flash attention on JAX GPUs, PyTorch's scaled_dot_product_attention,
-  one XLA-fusable einsum-softmax-einsum on TensorFlow). It has no dropout, so it runs
-  whenever attention dropout is inactive: inference, export, and training with
-  `attention_probs_dropout_prob=0`.
+- fused: `keras.ops.dot_product_attention`, which JAX runs with cuDNN / flash
+  attention on GPUs and torch with its scaled_dot_product_attention. It has no
+  dropout, so it runs whenever attention dropout is inactive: inference, export, and
+  training with `attention_probs_dropout_prob=0`. Not on TensorFlow: Keras has no
+  fused kernel there (the op is einsum-softmax-einsum plus a scale multiply and a bias
+  add over the `[seq, seq]` scores), measured 1.01-1.27x slower than the explicit path
+  without XLA and equal with it (benchmarks/attention_benchmark.py, RESULTS.md).
 - explicit: einsum, float32 softmax, dropout on the probabilities, einsum. Training
   with attention dropout takes it, so BERT's dropout on attention probabilities stays
   exactly what Google's and Hugging Face's code do.
@@ -90,7 +92,7 @@ class BertSelfAttention(keras.layers.Layer):
         value = self._split_heads(self.value_dense(x))
         key_is_real = ops.cast(padding_mask, "bool")[:, None, None, :]  # [batch, 1, 1, seq]
 
-        if (training and self.dropout > 0) or not _fused_path_runs(self.compute_dtype):
+        if (training and self.dropout > 0) or not _fused_path_helps(self.compute_dtype):
             context = self._attention_with_dropout(query, key, value, key_is_real,
                                                    training)
         else:
@@ -120,11 +122,15 @@ class BertSelfAttention(keras.layers.Layer):
         return config
 
 
-def _fused_path_runs(compute_dtype):
-    """Whether `ops.dot_product_attention` runs in `compute_dtype` on this backend:
-    JAX's on a CPU multiplies float16 with float32 accumulation, which XLA's CPU
-    dot refuses ("precision 'F16_F16_F32' is not supported")."""
-    if compute_dtype != "float16" or keras.backend.backend() != "jax":
+def _fused_path_helps(compute_dtype):
+    """Whether `ops.dot_product_attention` is worth taking on this backend (see the
+    module docstring; never on TensorFlow) and runs in `compute_dtype`: JAX's on a
+    CPU multiplies float16 with float32 accumulation, which XLA's CPU dot refuses
+    ("precision 'F16_F16_F32' is not supported")."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return False
+    if compute_dtype != "float16" or backend != "jax":
         return True
     import jax
 

