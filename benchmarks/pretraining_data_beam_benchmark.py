@@ -45,7 +45,7 @@ SEQ, PREDICTIONS = 128, 20
 STARTUP_IMPORTS = {
     "single": "import pipelines.create_pretraining_data",
     "beam": "import pipelines.create_pretraining_data_beam, apache_beam, "
-            "keras_bert_app.data.pretraining_beam, "
+            "keras_bert_app.data.pretraining_beam_run, "
             "apache_beam.runners.portability.fn_api_runner",
 }
 

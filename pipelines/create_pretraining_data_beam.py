@@ -57,14 +57,18 @@ def parse_flags(argv):
         print(f"{argv[0]}: error: unknown flag(s) --{', --'.join(unknown)} (neither this "
               "program's nor a Beam pipeline option)", file=sys.stderr)
         sys.exit(2)
+    if known.get("num_workers") and known.get("runner") in (None, "DirectRunner", "direct"):
+        # Beam reads it as Dataflow's worker count; here it would be ignored.
+        print(f"{argv[0]}: error: --num_workers is a cluster runner's worker count; on "
+              "the DirectRunner give --direct_num_workers", file=sys.stderr)
+        sys.exit(2)
     return [argv[0], options]
 
 
 def main(argv):
     options = argv[1]
-    from keras_bert_app.data.pretraining_beam import (check_outputs, expand_inputs,
-                                                      run_pretraining_data_pipeline,
-                                                      shard_files)
+    from keras_bert_app.data.pretraining_beam_run import (
+        check_outputs, expand_inputs, run_pretraining_data_pipeline, shard_files)
 
     outputs = shard_files(FLAGS.output_file, FLAGS.num_output_shards)
     check_outputs(FLAGS.output_file, FLAGS.num_output_shards)

@@ -31,13 +31,17 @@ fig al gen col lt sgt capt rev hon mt ft approx dept est jan feb mar apr jun jul
 sep sept oct nov dec e.g i.e u.s u.k""".split())
 
 
-def decode_line(path, number, offset, raw):
+SKIP_ADVICE = ("re-encode the file as UTF-8, or pass skip_bad_records "
+               "(--skip_bad_records) to drop such lines.")
+DROPPED = "re-encode the file as UTF-8 to use such lines; they were dropped."
+
+
+def decode_line(path, number, offset, raw, advice=SKIP_ADVICE):
     """One line of an input file as text; an error naming the file, the line and the
     byte when it is not UTF-8 (a latin-1 or UTF-16 file, or one cut inside a
-    character). Google's reader drops such bytes silently (`errors="ignore"`): a
-    UTF-16 corpus would then be "pre-trained" on its every other byte."""
-    advice = ("re-encode the file as UTF-8, or pass skip_bad_records "
-              "(--skip_bad_records) to drop such lines.")
+    character), ending with `advice`. Google's reader drops such bytes silently
+    (`errors="ignore"`): a UTF-16 corpus would then be "pre-trained" on its every
+    other byte."""
     try:
         text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
     except UnicodeDecodeError as error:
@@ -87,6 +91,7 @@ class ShardReader:
         path: the shard's name, for messages.
         strict: raise the error naming the first line that is not UTF-8, instead of
             dropping and counting such lines.
+        advice: how the error message ends (what the user can do).
 
     `documents(raw_lines)` yields each document as a list of sentences (strings);
     afterwards these attributes describe the shard:
@@ -98,9 +103,10 @@ class ShardReader:
         lines: lines read.
     """
 
-    def __init__(self, path, strict=False):
+    def __init__(self, path, strict=False, advice=SKIP_ADVICE):
         self.path = path
         self.strict = strict
+        self.advice = advice
         self.layout = None
         self.bad_lines = 0
         self.first_error = None
@@ -112,7 +118,7 @@ class ShardReader:
         for number, raw in enumerate(raw_lines, start=1):
             self.lines = number
             try:
-                yield decode_line(self.path, number, offset, raw).strip()
+                yield decode_line(self.path, number, offset, raw, self.advice).strip()
             except ValueError as error:
                 if self.strict:
                     raise

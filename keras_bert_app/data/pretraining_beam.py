@@ -19,16 +19,18 @@ corpus of any size, on the DirectRunner or unchanged on Dataflow, Flink or Spark
   never a crash; a corpus with no document left is an error.
 """
 
+import dataclasses
 import hashlib
 import math
 import random
 import uuid
+import zlib
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from keras_bert_app.data.corpus_documents import ShardReader
+from keras_bert_app.data.corpus_documents import DROPPED, ShardReader
 from keras_bert_app.data.instances import InstanceMaker
 from keras_bert_app.data.pretraining_data import (batch_tokenizer, instance_maker_args,
                                                   tokenize_documents)
@@ -72,19 +74,30 @@ class ReadDocuments(beam.DoFn):
         self.empty_files = _counter("empty_files")
         self.stray_lines = _counter("lines_outside_doc")
         self.read = _counter("documents_read")
+        self.unreadable = _counter("unreadable_files")
 
     def process(self, shard):
         path, name = shard
-        reader = ShardReader(path)
-        count = 0
-        with FileSystems.open(path) as f:  # .gz/.bz2/… decompressed by extension
-            for count, document in enumerate(reader.documents(iter(f.readline, b"")), 1):
-                yield f"{name}#{count:09d}", document
+        reader = ShardReader(path, advice=DROPPED)
+        count, unreadable = 0, None
+        try:
+            with FileSystems.open(path) as f:  # .gz/.bz2/… decompressed by extension
+                for count, document in enumerate(
+                        reader.documents(iter(f.readline, b"")), 1):
+                    yield f"{name}#{count:09d}", document
+        except (OSError, EOFError, zlib.error) as error:
+            # A corrupt or cut .gz/.bz2, a file gone or unreadable: the documents read
+            # before it are kept (the same ones on a retry), the rest is named.
+            unreadable = f"{type(error).__name__}: {error}"
         self.files.inc()
         self.lines.inc(reader.lines)
         self.read.inc(count)
         problems = []
-        if reader.lines == 0:
+        if unreadable:
+            self.unreadable.inc()
+            problems.append(dict(problem="unreadable after line "
+                                 f"{reader.lines}, the rest dropped", first=unreadable))
+        elif reader.lines == 0:
             self.empty_files.inc()
             problems.append(dict(problem="empty file"))
         if reader.bad_lines:
@@ -141,7 +154,10 @@ class MakeInstances(beam.DoFn):
     key, each document with its own random stream."""
 
     def __init__(self, config, vocab):
-        self.config, self.vocab = config, vocab
+        # The settings, not the (perhaps tens of thousands of) input names: the
+        # pickled DoFn goes into the job graph, whose size runners limit.
+        self.config = dataclasses.replace(config, input_files=config.input_files[:1])
+        self.vocab = vocab
         self.instances = _counter("instances")
         self.truncated = _counter("truncated_instances")
         self.pools = _counter("pools")
@@ -251,132 +267,3 @@ def build_pipeline(pipeline, config, vocab, base_metadata,
                                     list(config.output_files),
                                     beam.pvalue.AsSingleton(count),
                                     beam.pvalue.AsSingleton(problems)))
-
-
-def read_vocab(path):
-    """The tokens of a vocabulary file, local or on any Beam file system (gs://…),
-    with `load_vocab`'s checks."""
-    import os
-    import tempfile
-
-    from keras_bert_app.text.vocab import load_vocab, special_token_ids
-
-    if "://" not in path:
-        tokens = load_vocab(path)
-    else:
-        with FileSystems.open(path) as f, tempfile.TemporaryDirectory() as scratch:
-            local = os.path.join(scratch, "vocab.txt")
-            with open(local, "wb") as out:
-                out.write(f.read())
-            tokens = load_vocab(local)
-    special_token_ids(tokens, path)  # the special tokens masking needs are there
-    return tokens
-
-
-def expand_inputs(patterns):
-    """The sorted files of `patterns` (globs, local or on any Beam file system); an
-    error naming a pattern that matches nothing."""
-    files = set()
-    for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
-        found = [m.path for m in result.metadata_list]
-        if not found:
-            raise FileNotFoundError(f"--input_file {pattern} matches no file.")
-        files.update(found)
-    return tuple(sorted(files))
-
-
-def shard_files(prefix, num_shards):
-    """Beam's shard names: `<prefix>-00000-of-00016`, …"""
-    if num_shards < 1:
-        raise ValueError(f"num_output_shards={num_shards} must be positive.")
-    return tuple(f"{prefix}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards))
-
-
-def check_outputs(prefix, num_shards):
-    """Refuses to write beside shards of the same prefix but another shard count: a
-    glob over the prefix would read both runs' records under one metadata file."""
-    import re
-
-    pattern = re.compile(re.escape(prefix) + r"-\d{5}-of-(\d{5})$")
-    existing = [m.path for result in FileSystems.match([prefix + "-*-of-*"])
-                for m in result.metadata_list]
-    other = sorted(p for p in existing
-                   if (found := pattern.match(p)) and int(found.group(1)) != num_shards)
-    if other:
-        raise ValueError(f"{other[0]} (and {len(other) - 1} more) are shards of an earlier "
-                         f"run with another --num_output_shards; remove them or use "
-                         f"another --output_file prefix.")
-
-
-def run_pretraining_data_pipeline(config, pipeline_options=None,
-                                  documents_per_pool=DEFAULT_DOCUMENTS_PER_POOL,
-                                  verbose=1):
-    """Runs the pipeline for `config` (a `PretrainingDataConfig` whose
-    `output_files` are `shard_files(...)`) and waits for it.
-
-    Returns `(metadata, counters)`: the metadata written beside the records and the
-    pipeline's counters by name. Raises when no document was read, naming the
-    problems found in the inputs.
-    """
-    import json
-    import os
-    import sys
-
-    from apache_beam.metrics.metric import MetricsFilter
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-
-    from keras_bert_app import names
-    from keras_bert_app.data.pretraining_records import (pretraining_metadata,
-                                                         remove_stale_metadata)
-    from keras_bert_app.text.text_config import TextConfig
-    from keras_bert_app.text.vocab import vocab_fingerprint
-
-    if documents_per_pool < 2:
-        raise ValueError(f"documents_per_pool={documents_per_pool} must be at least 2 "
-                         "(NSP draws its random B from other documents of the pool).")
-    # Read here, once: a wrong vocabulary fails before any worker starts, and the
-    # workers get its tokens (a local --vocab_file is not on a cluster's workers).
-    vocab = read_vocab(config.vocab_file)
-    text_config = TextConfig(do_lower_case=bool(config.do_lower_case),
-                             vocab_sha256=vocab_fingerprint(vocab))
-    base = pretraining_metadata(config, text_config, len(vocab), num_instances=0,
-                                num_documents=0, files=config.output_files)
-    remove_stale_metadata(config.output_files)
-    options = pipeline_options or PipelineOptions([])
-    runner = None
-    if options.view_as(StandardOptions).runner in (None, "DirectRunner", "direct"):
-        # Beam's DirectRunner first tries its Prism runner, which downloads a binary
-        # from GitHub; the FnApiRunner it falls back to is the one that honours
-        # --direct_num_workers / --direct_running_mode, and needs no download.
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-        runner = FnApiRunner()
-    pipeline = beam.Pipeline(runner=runner, options=options)
-    build_pipeline(pipeline, config, vocab, base, documents_per_pool)
-    result = pipeline.run()
-    result.wait_until_finish()
-    counters = {}
-    for counter in result.metrics().query(
-            MetricsFilter().with_namespace(COUNTER_NAMESPACE))["counters"]:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + value
-    if verbose:
-        print("Counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
-    directory = config.output_files[0].rsplit("/", 1)[0] if "://" in config.output_files[0] \
-        else os.path.dirname(os.path.abspath(config.output_files[0]))
-    path = f"{directory}/{names.PRETRAINING_METADATA_FILE}"
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        raise ValueError(f"No document in the {len(config.input_files)} input file(s) "
-                         f"{config.input_files[0]}{', …' if len(config.input_files) > 1 else ''}"
-                         f" (counters: {counters}); no metadata was written, so the "
-                         "records will not be read.")
-    with tf.io.gfile.GFile(path) as f:
-        metadata = json.load(f)
-    for problem in metadata.get("input_problems", []):
-        print(f"WARNING: {problem['file']}: {problem['problem']}"
-              + (f" ({problem['lines']} lines)" if "lines" in problem else "")
-              + (f"; the first: {problem['first']}" if problem.get("first") else ""),
-              file=sys.stderr)
-    return metadata, counters

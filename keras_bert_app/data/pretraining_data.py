@@ -90,6 +90,10 @@ def read_documents(input_files, tokenizer, skip_bad_records=False, skipped=None)
         if dropped:
             print(f"WARNING: skip_bad_records: {path}: dropped {dropped} line(s) that "
                   f"are not UTF-8; the first: {reader.first_error}", file=sys.stderr)
+        if reader.stray_lines:
+            print(f"WARNING: {path}: read as WikiExtractor output (its first line is "
+                  f"<doc …>); dropped {reader.stray_lines} line(s) of text outside "
+                  "<doc> … </doc>", file=sys.stderr)
         if skipped is not None:
             skipped[path] = dropped
     return documents

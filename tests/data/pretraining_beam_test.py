@@ -2,8 +2,10 @@
 statistically the single-process tool's records, read by the same reader; bad
 shards counted and named, never a crash."""
 
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,11 +20,13 @@ from keras_bert_app import names  # noqa: E402
 from keras_bert_app.data import (PretrainingDataConfig, create_pretraining_data,  # noqa: E402
                                  pretraining_dataset)
 from keras_bert_app.data.input_format import RECORD_FEATURES  # noqa: E402
-from keras_bert_app.data.pretraining_beam import (check_outputs, relative_names,  # noqa: E402
-                                                  run_pretraining_data_pipeline,
-                                                  shard_files)
+from keras_bert_app.data.pretraining_beam import relative_names  # noqa: E402
+from keras_bert_app.data.pretraining_beam_run import (check_outputs, check_paths,  # noqa: E402
+                                                      run_pretraining_data_pipeline,
+                                                      shard_files)
 from keras_bert_app.text.vocab import load_vocab  # noqa: E402
-from tests.helpers import require_minilm, require_shared_data  # noqa: E402
+from tests.helpers import (SHAKESPEARE_VOCAB, require_minilm,  # noqa: E402
+                           require_shared_data, run_pipeline, write_shakespeare_corpus)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MASK = 103
@@ -94,6 +98,10 @@ def test_statistics_match_the_single_process_tool(tmp_path, shakespeare, vocab_f
     single = config_for([shakespeare], [str(tmp_path / "a.tfrecord")], vocab_file,
                         skip_bad_records=False)
     single_metadata = create_pretraining_data(single, verbose=0)
+    # The same description apart from what each run made and where it wrote it.
+    made = ("num_instances", "files", "skipped_lines")
+    assert {k: v for k, v in metadata.items() if k not in made} == \
+        {k: v for k, v in single_metadata.items() if k not in made}
     ours, theirs = statistics(load(config.output_files)), statistics(load(
         single.output_files))
     # Pools of ~300 documents (7 of them) instead of one draw over the corpus.
@@ -150,23 +158,30 @@ def test_the_same_bytes_for_one_and_two_worker_processes(tmp_path, vocab_file):
         (corpus / f"part-{part}.txt").write_bytes(b"\n\n".join(speeches[part::3]) + b"\n")
     wiki = os.path.join(require_shared_data(), "wiki", "wiki_00.txt")
     (corpus / "wiki_00").write_bytes(open(wiki, "rb").read())
+    moved = tmp_path / "elsewhere" / "corpus"
+    shutil.copytree(corpus, moved)
+    # The moved copy, listed in reverse: document keys are file names relative to
+    # the corpus folder, so neither changes a record.
+    runs = {"one worker": [f"--input_file={corpus}/*"],
+            "two worker processes": [f"--input_file={corpus}/*", "--direct_num_workers=2"],
+            "moved, listed in reverse": [
+                "--input_file=" + ",".join(sorted(map(str, moved.iterdir()), reverse=True))]}
     outputs = {}
-    for workers in (1, 2):
-        prefix = tmp_path / f"out{workers}" / "train"
-        flags = [f"--input_file={corpus}/*", f"--output_file={prefix}",
-                 "--num_output_shards=3", f"--vocab_file={vocab_file}",
-                 "--dupe_factor=2", "--documents_per_pool=100"]
-        if workers > 1:
-            flags.append("--direct_num_workers=2")  # implies multi_processing
-        done = beam_cli(flags, timeout=600)
+    for number, (run, flags) in enumerate(runs.items()):
+        prefix = tmp_path / f"out{number}" / "train"
+        done = beam_cli(flags + [f"--output_file={prefix}", "--num_output_shards=3",
+                                 f"--vocab_file={vocab_file}", "--dupe_factor=2",
+                                 "--documents_per_pool=100"], timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Counters: " in done.stdout and "files=4" in done.stdout
-        outputs[workers] = {p: open(os.path.join(prefix.parent, p), "rb").read()
-                            for p in sorted(os.listdir(prefix.parent))}
-    assert list(outputs[1]) == ["pretraining_metadata.json"] + [
+        outputs[run] = {p: open(os.path.join(prefix.parent, p), "rb").read()
+                        for p in sorted(os.listdir(prefix.parent))}
+    first = outputs["one worker"]
+    assert list(first) == ["pretraining_metadata.json"] + [
         f"train-0000{i}-of-00003" for i in range(3)]
-    assert all(outputs[1][name] for name in outputs[1])
-    assert outputs[1] == outputs[2]
+    assert all(first.values())
+    for run in runs:
+        assert outputs[run] == first, run
 
 
 def test_bad_shards_are_counted_and_named_and_the_good_ones_used(tmp_path, vocab_file):
@@ -178,21 +193,33 @@ def test_bad_shards_are_counted_and_named_and_the_good_ones_used(tmp_path, vocab
     (corpus / "latin1.txt").write_bytes("Caf\xe9 au lait.\n".encode("latin-1")
                                         + b"Plain text line.\nMore plain text.\n")
     (corpus / "utf16.txt").write_bytes("Some text.\nMore.\n".encode("utf-16"))
+    (corpus / "zipped.txt.gz").write_bytes(gzip.compress(b"Zipped text.\nIt reads.\n"))
+    corrupt = bytearray(gzip.compress(b"Lost text.\n" * 2000))
+    corrupt[40:60] = b"\xff" * 20
+    (corpus / "corrupt.txt.gz").write_bytes(bytes(corrupt))
+    (corpus / "wiki_00").write_text('<doc id="1" title="T">\nT\nWiki text here.\n</doc>\n'
+                                    "stray text\n")
     config = config_for(sorted(corpus.iterdir()), shard_files(str(tmp_path / "o" / "t"), 2),
                         vocab_file)
     metadata, counters = run_pretraining_data_pipeline(config, verbose=0)
-    assert counters["files"] == 4 and counters["empty_files"] == 1
-    assert counters["files_with_bad_lines"] == 2
-    assert metadata["num_documents"] == 3 and metadata["skipped_lines"] == 1 + 3
-    problems = {(os.path.basename(p["file"]), p["problem"]): p
+    assert counters["files"] == 7 and counters["empty_files"] == 1
+    assert counters["files_with_bad_lines"] == 2 and counters["unreadable_files"] == 1
+    assert counters["lines_outside_doc"] == 1
+    # good.txt 2, latin1.txt 1, zipped.txt.gz 1, wiki_00 1.
+    assert metadata["num_documents"] == counters["documents"] == 5
+    assert metadata["skipped_lines"] == 1 + 3  # the lines that are not UTF-8
+    problems = {(os.path.basename(p["file"]), p["problem"].split(" after")[0]): p
                 for p in metadata["input_problems"]}
     assert set(problems) == {("empty.txt", "empty file"),
                              ("latin1.txt", "lines that are not UTF-8 dropped"),
-                             ("utf16.txt", "lines that are not UTF-8 dropped")}
+                             ("utf16.txt", "lines that are not UTF-8 dropped"),
+                             ("corrupt.txt.gz", "unreadable"),
+                             ("wiki_00", "text outside <doc> … </doc> dropped")}
     assert problems[("latin1.txt", "lines that are not UTF-8 dropped")]["first"] \
         .endswith("latin1.txt:1: not UTF-8 (invalid continuation byte, byte 3 of the "
-                  "file); re-encode the file as UTF-8, or pass skip_bad_records "
-                  "(--skip_bad_records) to drop such lines.")
+                  "file); re-encode the file as UTF-8 to use such lines; they were "
+                  "dropped.")
+    assert "error" in problems[("corrupt.txt.gz", "unreadable")]["first"].lower()
 
 
 def test_no_document_at_all_is_an_error_and_leaves_no_metadata(tmp_path, vocab_file):
@@ -222,8 +249,52 @@ def test_document_keys_survive_a_move_and_tell_equal_basenames_apart():
     assert relative_names(["gs://bucket/c/one.txt"]) == ["one.txt"]
 
 
-def test_an_unknown_flag_is_an_error_not_ignored(tmp_path):
+@pytest.mark.parametrize("flag,message", [
+    ("--direct_num_worker=2", "unknown flag(s) --direct_num_worker"),
+    ("--num_workers=2", "--num_workers is a cluster runner's worker count; on the "
+                        "DirectRunner give --direct_num_workers")])
+def test_a_flag_that_would_be_ignored_is_an_error(tmp_path, flag, message):
     done = beam_cli(["--input_file=x", f"--output_file={tmp_path}/t", "--vocab_file=v",
-                     "--direct_num_worker=2"], timeout=300)
+                     flag], timeout=300)
     assert done.returncode == 2
-    assert "unknown flag(s) --direct_num_worker" in done.stderr
+    assert message in done.stderr
+
+
+def test_paths_the_run_cannot_use_are_refused_before_it_starts(vocab_file):
+    config = config_for(["/data/a.txt"], shard_files("hdfs://nn/out/t", 2), vocab_file)
+    with pytest.raises(ValueError, match="written with tf.io.gfile, which writes local "
+                                         "paths and gs://"):
+        check_paths(config, None)
+    config = config_for(["gs://b/a.txt"], shard_files("/local/out/t", 2), vocab_file)
+    with pytest.raises(ValueError, match="/local/out/t-00000-of-00002 is a local path, "
+                                         "which Dataflow's workers cannot see"):
+        check_paths(config, "DataflowRunner")
+    check_paths(config, None)  # the DirectRunner writes where this machine can
+
+
+def test_run_pretraining_trains_on_the_beam_records(tmp_path):
+    corpus = write_shakespeare_corpus(str(tmp_path / "corpus.txt"), num_lines=1500,
+                                      document_lines=50)
+    prefix = tmp_path / "records" / "train"
+    config = config_for([corpus], shard_files(str(prefix), 2), SHAKESPEARE_VOCAB,
+                        max_seq_length=64, max_predictions_per_seq=10)
+    run_pretraining_data_pipeline(config, documents_per_pool=10, verbose=0)
+    (tmp_path / "bert_config.json").write_text(json.dumps(dict(
+        vocab_size=927, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)))
+    result = run_pipeline(
+        "run_pretraining", f"--input_file={prefix}-*",
+        f"--bert_config_file={tmp_path}/bert_config.json",
+        f"--vocab_file={SHAKESPEARE_VOCAB}", "--do_lower_case=true",
+        f"--model_dir={tmp_path}/run", "--train_batch_size=16", "--num_train_steps=4",
+        "--num_warmup_steps=1", "--save_checkpoints_steps=4", "--log_steps=2")
+    assert "steps 0 → 4" in result.stdout
+    assert os.path.exists(tmp_path / "run" / "model.weights.h5")
+    # The settings are checked as for the single-process tool's records.
+    refused = run_pipeline(
+        "run_pretraining", f"--input_file={prefix}-*",
+        f"--bert_config_file={tmp_path}/bert_config.json",
+        f"--vocab_file={SHAKESPEARE_VOCAB}", "--do_lower_case=false",
+        f"--model_dir={tmp_path}/run2", "--num_train_steps=1", "--num_warmup_steps=0",
+        check=False)
+    assert refused.returncode == 2 and "do_lower_case" in refused.stderr

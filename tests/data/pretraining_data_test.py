@@ -228,3 +228,22 @@ def test_pretraining_on_the_records_raises_masked_lm_accuracy(tmp_path, corpus):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-s"]))
+
+
+def test_wikiextractor_files_are_read_as_articles_and_stray_text_is_reported(tmp_path,
+                                                                           capsys):
+    from keras_bert_app.data.pretraining_data import read_documents
+    from keras_bert_app.text.tokenizer import BertTokenizer
+    from tests.helpers import SHAKESPEARE_VOCAB
+
+    path = tmp_path / "wiki_00"
+    path.write_text('<doc id="1" url="u" title="Rome">\nRome\n\nThe king is here. '
+                    'The queen is there.\n</doc>\nstray words\n<doc id="2" title="B">\n'
+                    'B\nA lord came.\n</doc>\n', encoding="utf-8")
+    tokenizer = BertTokenizer(SHAKESPEARE_VOCAB)
+    documents = read_documents([str(path)], tokenizer)
+    tokenize = lambda text: tokenizer.tokenize_pieces([text]).flat_values.numpy().tolist()
+    assert documents == [[tokenize("The king is here."), tokenize("The queen is there.")],
+                         [tokenize("A lord came.")]]
+    assert ("dropped 1 line(s) of text outside <doc> … </doc>"
+            in capsys.readouterr().err)
