@@ -19,14 +19,19 @@ corpus of any size, on the DirectRunner or unchanged on Dataflow, Flink or Spark
   never a crash; a corpus with no document left is an error.
 """
 
+import bz2
+import contextlib
 import dataclasses
+import gzip
 import hashlib
+import lzma
 import math
 import random
 import uuid
 import zlib
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -62,6 +67,26 @@ def relative_names(paths):
     return ["/".join(p[common:]) for p in parts]
 
 
+_DECOMPRESSORS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
+
+
+@contextlib.contextmanager
+def open_shard(path):
+    """A shard's bytes (any Beam file system), decompressed by its extension.
+
+    Python's own readers, not Beam's: Beam's reads a .gz cut short (an interrupted
+    copy) to the cut without an error, where these raise `EOFError` at the cut, so
+    the shard is named instead of silently read in part."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        opener = next((o for suffix, o in _DECOMPRESSORS.items()
+                       if path.lower().endswith(suffix)), None)
+        if opener is None:
+            yield raw
+        else:
+            with opener(fileobj=raw) if opener is gzip.GzipFile else opener(raw) as f:
+                yield f
+
+
 class ReadDocuments(beam.DoFn):
     """(path, name) → (key, [sentence, …]) per document; problems (a dict naming
     the file) to the `PROBLEMS` output."""
@@ -81,11 +106,11 @@ class ReadDocuments(beam.DoFn):
         reader = ShardReader(path, advice=DROPPED)
         count, unreadable = 0, None
         try:
-            with FileSystems.open(path) as f:  # .gz/.bz2/… decompressed by extension
+            with open_shard(path) as f:
                 for count, document in enumerate(
                         reader.documents(iter(f.readline, b"")), 1):
                     yield f"{name}#{count:09d}", document
-        except (OSError, EOFError, zlib.error) as error:
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as error:
             # A corrupt or cut .gz/.bz2, a file gone or unreadable: the documents read
             # before it are kept (the same ones on a retry), the rest is named.
             unreadable = f"{type(error).__name__}: {error}"

@@ -197,16 +197,22 @@ def test_bad_shards_are_counted_and_named_and_the_good_ones_used(tmp_path, vocab
     corrupt = bytearray(gzip.compress(b"Lost text.\n" * 2000))
     corrupt[40:60] = b"\xff" * 20
     (corpus / "corrupt.txt.gz").write_bytes(bytes(corrupt))
+    # Cut short, as by an interrupted copy: Beam's own reader would stop at the cut
+    # without a word.
+    whole = gzip.compress(b"".join(b"Document %d is here.\n\n" % i for i in range(5000)))
+    (corpus / "cut.txt.gz").write_bytes(whole[:len(whole) // 2])
     (corpus / "wiki_00").write_text('<doc id="1" title="T">\nT\nWiki text here.\n</doc>\n'
                                     "stray text\n")
     config = config_for(sorted(corpus.iterdir()), shard_files(str(tmp_path / "o" / "t"), 2),
                         vocab_file)
     metadata, counters = run_pretraining_data_pipeline(config, verbose=0)
-    assert counters["files"] == 7 and counters["empty_files"] == 1
-    assert counters["files_with_bad_lines"] == 2 and counters["unreadable_files"] == 1
+    assert counters["files"] == 8 and counters["empty_files"] == 1
+    assert counters["files_with_bad_lines"] == 2 and counters["unreadable_files"] == 2
     assert counters["lines_outside_doc"] == 1
-    # good.txt 2, latin1.txt 1, zipped.txt.gz 1, wiki_00 1.
-    assert metadata["num_documents"] == counters["documents"] == 5
+    # good.txt 2, latin1.txt 1, zipped.txt.gz 1, wiki_00 1, and the documents of
+    # cut.txt.gz before its cut (kept: a retry reads the same ones).
+    assert metadata["num_documents"] == counters["documents"]
+    assert 5 + 1000 < counters["documents"] < 5 + 5000
     assert metadata["skipped_lines"] == 1 + 3  # the lines that are not UTF-8
     problems = {(os.path.basename(p["file"]), p["problem"].split(" after")[0]): p
                 for p in metadata["input_problems"]}
@@ -214,12 +220,14 @@ def test_bad_shards_are_counted_and_named_and_the_good_ones_used(tmp_path, vocab
                              ("latin1.txt", "lines that are not UTF-8 dropped"),
                              ("utf16.txt", "lines that are not UTF-8 dropped"),
                              ("corrupt.txt.gz", "unreadable"),
+                             ("cut.txt.gz", "unreadable"),
                              ("wiki_00", "text outside <doc> … </doc> dropped")}
     assert problems[("latin1.txt", "lines that are not UTF-8 dropped")]["first"] \
         .endswith("latin1.txt:1: not UTF-8 (invalid continuation byte, byte 3 of the "
                   "file); re-encode the file as UTF-8 to use such lines; they were "
                   "dropped.")
     assert "error" in problems[("corrupt.txt.gz", "unreadable")]["first"].lower()
+    assert problems[("cut.txt.gz", "unreadable")]["first"].startswith("EOFError")
 
 
 def test_no_document_at_all_is_an_error_and_leaves_no_metadata(tmp_path, vocab_file):
