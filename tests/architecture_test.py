@@ -27,6 +27,7 @@ MODULES = build_dict("KBA_MODULES")
 PACKAGES = build_dict("KBA_PACKAGES")
 PIPELINES = build_dict("PIPELINES")
 PIPELINE_HELPERS = build_dict("PIPELINE_HELPERS")
+TESTS = build_dict("TESTS")
 LIBRARIES = {**MODULES, **PACKAGES}
 
 
@@ -110,6 +111,20 @@ def test_every_pipeline_has_a_binary_target():
                if f.endswith(".py") and f != "__init__.py"}
     assert on_disk == set(PIPELINES) | set(PIPELINE_HELPERS)
     assert not set(PIPELINES) & set(PIPELINE_HELPERS)
+
+
+def test_every_test_file_is_a_bazel_target_that_runs_its_tests():
+    """Bazel runs a test file as a script: without `pytest.main` at its end it imports
+    the tests, runs none, and passes."""
+    on_disk = {os.path.relpath(os.path.join(folder, f), REPO)
+               for folder, _, files in os.walk(os.path.join(REPO, "tests"))
+               for f in files if f.endswith("_test.py")}
+    assert on_disk == set(TESTS), (on_disk ^ set(TESTS))
+    for path in sorted(TESTS):
+        with open(os.path.join(REPO, path), encoding="utf-8") as f:
+            tail = f.read().rsplit('if __name__ == "__main__":', 1)
+        assert len(tail) == 2 and "sys.exit(pytest.main([__file__" in tail[1], (
+            f"{path} does not run its tests when Bazel executes it")
 
 
 def test_the_check_catches_a_wrong_way_import(tmp_path):

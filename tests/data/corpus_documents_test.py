@@ -3,6 +3,7 @@ content; sentences of WikiExtractor paragraphs; bad lines named or counted."""
 
 import io
 import os
+import sys
 
 import pytest
 
@@ -94,3 +95,7 @@ def test_the_shared_wikipedia_shard():
                       if l.strip() and not l.startswith(("<doc", "</doc"))]
     # Paragraphs became sentences: about 4 per paragraph, never one.
     assert sum(map(len, documents)) > 2 * len(paragraphs)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

@@ -306,3 +306,7 @@ def test_run_pretraining_trains_on_the_beam_records(tmp_path):
         f"--model_dir={tmp_path}/run2", "--num_train_steps=1", "--num_warmup_steps=0",
         check=False)
     assert refused.returncode == 2 and "do_lower_case" in refused.stderr
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

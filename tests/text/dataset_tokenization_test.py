@@ -3,6 +3,8 @@ ASCII rows (fast path) and non-ASCII rows (exact path); and the exact path's com
 forms of `tf.repeat`, `value_rowids`, `searchsorted` and shifts (fewer ops for
 `tf.data` to instantiate per iterator) equal TensorFlow's on edge cases."""
 
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -112,3 +114,7 @@ def test_search_and_shifts_equal_tensorflows(side):
             ([-1] + values)[:len(values)]
         assert tokenizer_module._shift_left(tf.constant(values), -1).numpy().tolist() == \
             (values + [-1])[1:]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

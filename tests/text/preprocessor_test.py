@@ -1,5 +1,7 @@
 """BertPreprocessor: eager calls run the traced graph and give what the graph gives."""
 
+import sys
+
 import pytest
 import tensorflow as tf
 
@@ -61,3 +63,7 @@ def test_dataset_map_uses_the_graph_path(preprocessor):
 def test_wrong_dtype_is_a_clear_error(preprocessor):
     with pytest.raises(TypeError, match="takes a string tensor, got int32"):
         preprocessor(tf.constant([1, 2]))
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
