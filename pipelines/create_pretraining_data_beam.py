@@ -32,7 +32,6 @@ flags.DEFINE_list("input_file", None, "Input text shards (comma separated, globs
 flags.DEFINE_string("output_file", None, "Output prefix: shards are "
                     "<prefix>-00000-of-NNNNN.")
 flags.DEFINE_integer("num_output_shards", 16, "Output TFRecord shards.")
-# The same records for a seed on any runner and any number of workers.
 flags.DEFINE_integer("documents_per_pool", 1000, "Documents per pool that NSP draws its "
                      "random B from (a uniform random sample of the corpus; one worker "
                      "holds one pool in memory).")

@@ -14,11 +14,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from keras_bert_app import names
 from keras_bert_app.data.pretraining_beam import (COUNTER_NAMESPACE, DOCUMENTS,
                                                   DEFAULT_DOCUMENTS_PER_POOL,
                                                   build_pipeline)
-from keras_bert_app.data.pretraining_records import (pretraining_metadata,
+from keras_bert_app.data.pretraining_records import (metadata_paths, pretraining_metadata,
                                                      remove_stale_metadata)
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.vocab import load_vocab, special_token_ids, vocab_fingerprint
@@ -137,9 +136,8 @@ def run_pretraining_data_pipeline(config, pipeline_options=None,
         counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + value
     if verbose:
         print("Counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
-    directory = config.output_files[0].rsplit("/", 1)[0] if "://" in config.output_files[0] \
-        else os.path.dirname(os.path.abspath(config.output_files[0]))
-    path = f"{directory}/{names.PRETRAINING_METADATA_FILE}"
+    path = metadata_paths(config.output_files)[0]  # the shards share one folder
+    directory = path.rsplit("/", 1)[0]
     # Partial files of killed or retried writers (hidden names; a GCS glob of `*`
     # would still match them).
     prefix = config.output_files[0].rsplit("-", 3)[0]

@@ -55,7 +55,8 @@ def pretraining_metadata(config, text_config, vocab_size, num_instances, num_doc
     }
 
 
-def _metadata_paths(output_files):
+def metadata_paths(output_files):
+    """The metadata file beside each folder of `output_files` (local or remote)."""
     directories = sorted({os.path.dirname(os.path.abspath(f)) if "://" not in f
                           else f.rsplit("/", 1)[0] for f in output_files})
     return [os.path.join(d, names.PRETRAINING_METADATA_FILE) if "://" not in d
@@ -66,7 +67,7 @@ def remove_stale_metadata(output_files):
     """Removes the metadata of an earlier run beside `output_files`: records being
     replaced must never sit beside an old description (a reader refuses records
     without metadata)."""
-    for path in _metadata_paths(output_files):
+    for path in metadata_paths(output_files):
         if tf.io.gfile.exists(path):
             tf.io.gfile.remove(path)
 
@@ -74,7 +75,7 @@ def remove_stale_metadata(output_files):
 def write_metadata(output_files, metadata):
     """Writes `metadata` beside `output_files` (local or remote, through
     `tf.io.gfile`), each file whole or not at all."""
-    for path in _metadata_paths(output_files):
+    for path in metadata_paths(output_files):
         text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
         if "://" in path:  # object stores write a file whole on close
             with tf.io.gfile.GFile(path, "w") as f:
