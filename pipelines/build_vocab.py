@@ -15,10 +15,6 @@ from absl import flags
 
 from pipelines.errors import run
 
-from keras_bert_app import names
-from keras_bert_app.text.text_config import TextConfig
-from keras_bert_app.text.vocab_learning import learn_vocab, write_vocab
-
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input_file", None, "Text files (comma separated; globs allowed).")
 flags.DEFINE_integer("vocab_size", 30522,
@@ -36,6 +32,11 @@ flags.mark_flags_as_required(["input_file", "output_file"])
 def main(argv):
     del argv
     import glob
+
+    # Here, not at the top: `--help` answers without importing TensorFlow.
+    from keras_bert_app import names
+    from keras_bert_app.text.text_config import TextConfig
+    from keras_bert_app.text.vocab_learning import learn_vocab, write_vocab
 
     files = sorted({f for pattern in FLAGS.input_file for f in (glob.glob(pattern) or [pattern])})
     tokens = learn_vocab(files, FLAGS.vocab_size, FLAGS.do_lower_case,

@@ -20,8 +20,6 @@ from absl import flags
 from pipelines.errors import run
 from pipelines.pretraining_data_flags import data_config
 
-from keras_bert_app.data import create_pretraining_data
-
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input_file", None, "Input text files (comma separated, globs allowed).")
 flags.DEFINE_list("output_file", None, "Output TFRecord files (comma separated); "
@@ -38,6 +36,9 @@ flags.mark_flags_as_required(["input_file", "output_file", "vocab_file"])
 
 def main(argv):
     del argv
+    # Here, not at the top: `--help` answers without importing TensorFlow.
+    from keras_bert_app.data import create_pretraining_data
+
     inputs = sorted({f for pattern in FLAGS.input_file for f in (glob.glob(pattern) or [pattern])})
     config = data_config(
         inputs, FLAGS.output_file,

@@ -13,8 +13,6 @@ from absl import flags
 
 from pipelines.errors import run
 
-from keras_bert_app.plots import plot_model_dir
-
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None,
                     "The --model_dir of a training run (logs/train, logs/eval inside).")
@@ -24,6 +22,8 @@ flags.mark_flag_as_required("model_dir")
 
 def main(argv):
     del argv
+    from keras_bert_app.plots import plot_model_dir  # not at the top: a fast --help
+
     for path in plot_model_dir(FLAGS.model_dir, FLAGS.output_dir):
         print(path)
 

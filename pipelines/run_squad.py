@@ -57,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, flags_parser=training_flags.parse_flags)

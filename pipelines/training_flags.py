@@ -33,6 +33,12 @@ def define_execution_flags():
                       "where Keras would switch it off), off on CPU-only machines; the "
                       "run's log says which and why.")
     flags.DEFINE_integer("steps_per_execution", 1, "Steps per compiled call.")
+    flags.DEFINE_bool("compilation_cache", True, "Keep compiled XLA (and JAX) programs "
+                      "across runs: a later run with the same shapes, in any model_dir, "
+                      "loads them instead of compiling.")
+    flags.DEFINE_string("compilation_cache_dir", None, "Folder of the compilation "
+                        "cache; default $XDG_CACHE_HOME/keras_bert_app/xla (else "
+                        "~/.cache/keras_bert_app/xla), shared by every run.")
     flags.DEFINE_bool("remat", False, "Recompute each transformer block in the backward "
                       "pass instead of keeping its activations: much less memory "
                       "(e.g. bert_large at sequence 512) for one more forward pass; "
@@ -82,6 +88,19 @@ def finetuning_fields():
         skip_bad_records=FLAGS.skip_bad_records)
 
 
+def parse_flags(argv):
+    """absl's flag parsing (`--help` exits here, before any heavy import), then the
+    compilation cache: TensorFlow reads its folder from `TF_XLA_FLAGS` once, and
+    under `absl.app` that happens between flag parsing and `main` (measured with
+    TensorFlow 2.21: a folder named in `main` is ignored)."""
+    rest = app.parse_flags_with_usage(argv)
+    if FLAGS.compilation_cache:
+        from keras_bert_app.training.compilation import enable_compilation_cache
+
+        enable_compilation_cache(FLAGS.compilation_cache_dir)
+    return rest
+
+
 def split_cpu():
     """Before anything touches a device."""
     from keras_bert_app.training.distribution import split_host_cpu
@@ -121,5 +140,7 @@ def execution_fields():
         mixed_precision=FLAGS.mixed_precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, remat=FLAGS.remat,
+        compilation_cache=FLAGS.compilation_cache,
+        compilation_cache_dir=FLAGS.compilation_cache_dir,
         log_steps=FLAGS.log_steps,
         keep_checkpoint_max=FLAGS.keep_checkpoint_max, seed=FLAGS.seed)

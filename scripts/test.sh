@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it:
 #   1. every test on the TensorFlow backend, each file as its own `bazel test` target
-#      (plain pytest where Bazel is not installed, outside CI);
+#      (plain pytest where Bazel is not installed, outside CI), then the ten slowest
+#      tests of that run, as `pytest --durations` lists them;
 #   2. the config, layer, model, optimizer and checkpoint tests again under
 #      KERAS_BACKEND=jax and torch (the distributed tests run JAX in their own
 #      processes already).
@@ -11,20 +12,53 @@ py=.venv/bin/python
 export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
+# The slowest test phases of a `bazel test` run, from the JUnit XML each target's
+# pytest wrote (tests/conftest.py): the properties setup_seconds, call_seconds,
+# teardown_seconds and nodeid of every test case.
+slowest_bazel_tests() {
+  "$py" - "$1" <<'PY'
+import glob, os, sys
+import xml.etree.ElementTree as ET
+
+logs = sys.argv[1]
+rows = []
+for path in glob.glob(os.path.join(logs, "**", "test.xml"), recursive=True):
+    target = "//:" + os.path.relpath(os.path.dirname(path), logs)
+    try:
+        cases = ET.parse(path).getroot().iter("testcase")
+    except ET.ParseError:
+        continue
+    for case in cases:
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        nodeid = props.get("nodeid", f"{case.get('classname')}::{case.get('name')}")
+        for when in ("setup", "call", "teardown"):
+            if f"{when}_seconds" in props:
+                rows.append((float(props[f"{when}_seconds"]), when, nodeid, target))
+print(f"== slowest 10 tests of the bazel run ({len(rows)} test phases in the XML)")
+for seconds, when, nodeid, target in sorted(rows, reverse=True)[:10]:
+    print(f"{seconds:.2f}s {when:<8} {nodeid}  ({target})")
+PY
+}
+
 if command -v bazel >/dev/null 2>&1; then
   echo "== bazel test //... (tensorflow backend)"
-  scripts/bazel_test.sh
+  status=0
+  scripts/bazel_test.sh || status=$?
+  slowest_bazel_tests "$(pwd)/bazel-testlogs" || true
+  if [ "$status" -ne 0 ]; then
+    exit "$status"
+  fi
 elif [ "${CI:-}" = "true" ]; then
   echo "bazel is not installed; CI must run bazel test (scripts/install.sh --with-bazel)" >&2
   exit 1
 else
   echo "== pytest (tensorflow backend; install Bazel to run the BUILD targets)"
-  KERAS_BACKEND=tensorflow "$py" -m pytest -q tests
+  KERAS_BACKEND=tensorflow "$py" -m pytest -q --durations=10 tests
 fi
 
 for backend in jax torch; do
   echo "== pytest config, layers, models, optimizers, checkpoints (KERAS_BACKEND=$backend)"
-  KERAS_BACKEND=$backend "$py" -m pytest -q tests/config_test.py tests/layers tests/models \
-    tests/text/preprocessing_layer_test.py tests/training/optimizers_test.py \
-    tests/training/checkpointing_test.py
+  KERAS_BACKEND=$backend "$py" -m pytest -q --durations=10 tests/config_test.py \
+    tests/layers tests/models tests/text/preprocessing_layer_test.py \
+    tests/training/optimizers_test.py tests/training/checkpointing_test.py
 done

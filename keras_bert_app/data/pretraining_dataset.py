@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.data.input_format import check_record_lengths
+from keras_bert_app.tf_data_options import finish
 
 # Ends the message of the in-graph check of word ids of records without metadata;
 # the training runner finds it to report the error in one line.
@@ -124,6 +125,7 @@ def pretraining_dataset(file_pattern, batch_size, max_seq_length, max_prediction
     described = file_pattern if isinstance(file_pattern, str) else \
         f"{files[0]}{' …' if len(files) > 1 else ''}"
 
+    @tf.autograph.experimental.do_not_convert  # pure graph code: no conversion cost
     def parse(serialized):  # [batch] → (features, labels)
         record = tf.io.parse_example(serialized, spec)
         if check_ids:  # word ids must fit the model's embedding table
@@ -162,7 +164,8 @@ def pretraining_dataset(file_pattern, batch_size, max_seq_length, max_prediction
     dataset = dataset.batch(batch_size, drop_remainder=is_training)
     if skip_batches:
         dataset = dataset.skip(skip_batches)
-    return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return finish(dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+                  .prefetch(tf.data.AUTOTUNE))
 
 
 def _read_skipping_corruption(path, size):

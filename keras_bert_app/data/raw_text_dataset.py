@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_bert_app import names
 from keras_bert_app.data.masking import DynamicMasker, MaskingSettings
 from keras_bert_app.data.pretraining_dataset import match_files
+from keras_bert_app.tf_data_options import finish
 from keras_bert_app.text.packing import pack_inputs, pair_keep_lengths, ragged_slice
 from keras_bert_app.text.tokenizer import BertTokenizer
 
@@ -146,7 +147,7 @@ def raw_text_pretraining_dataset(file_pattern, vocab_file, batch_size, do_lower_
     dataset = dataset.skip(int(skip_batches))
     dataset = dataset.map(sequences, num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return finish(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 def _is_count(value):

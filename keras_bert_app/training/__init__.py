@@ -4,6 +4,7 @@ classifier runs (loaded on first use, with their TensorFlow input pipelines)."""
 import importlib
 
 from keras_bert_app.training.checkpointing import CheckpointManager
+from keras_bert_app.training.compilation import enable_compilation_cache
 from keras_bert_app.training.distribution import (STRATEGIES, Distribution,
                                                   create_distribution, split_host_cpu)
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution

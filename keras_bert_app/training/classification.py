@@ -8,7 +8,7 @@ import os
 import keras
 
 from keras_bert_app import names
-from keras_bert_app.training import fine_tuning, runner
+from keras_bert_app.training import fine_tuning, runner, startup
 from keras_bert_app.training.classifier_inputs import ClassifierData, read_classifier_data
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import create_distribution
@@ -91,6 +91,7 @@ def run_classifier(config, distribution=None):
     `eval_results.json` and `predictions.tsv`. All input files are read and checked
     before anything is trained or written.
     """
+    startup.begin()
     data = read_classifier_data(config)
     keras.utils.set_random_seed(config.seed)
     distribution = distribution or create_distribution(config.distribution_strategy,
@@ -132,7 +133,7 @@ def _train(config, data, distribution, manager):
 
     initialize = classifier_encoder if _is_classifier_dir(config.init_model_dir) \
         else fine_tuning.pretrained_weights(source_weights)
-    classifier, step = fine_tuning.compiled_task_model(
+    classifier, step, compilation = fine_tuning.compiled_task_model(
         config, model_config, lambda encoder: BertClassifier(
             encoder, num_classes=data.task.num_outputs,
             multi_label=data.problem_type == names.MULTI_LABEL),
@@ -144,7 +145,8 @@ def _train(config, data, distribution, manager):
     # The model directory, evaluation and predictions: float32 weights without XLA
     # (what the export serves); with do_eval, the best checkpoint's.
     classifier = fine_tuning.train_and_keep_best(config, data, classifier, dataset,
-                                                 manager, distribution, plan, step)
+                                                 manager, distribution, plan, step,
+                                                 compilation)
     if distribution.is_chief:
         data.save_model_dir(config.model_dir, classifier)
     return classifier, plan.num_steps

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from keras_bert_app import names
-from keras_bert_app.training import runner
+from keras_bert_app.training import runner, startup
 from keras_bert_app.files import removed_on_failure
 from keras_bert_app.training.checkpointing import write_json
 
@@ -82,19 +82,20 @@ def resume_or_record(config, run_file, resume_settings, manager, num_steps, sett
 
 def compiled_task_model(config, model_config, build, *, num_steps, manager,
                         distribution, initialize, compile_args=None):
-    """`(model, step)`: `build(encoder)` in the distribution's scope (the encoder in
-    `config.mixed_precision`), compiled with BERT's optimizer and schedule, restored
-    from the newest checkpoint; a new run (step 0) starts with `initialize(encoder)`
-    (e.g. `runner.model_sources`' weights; None: random). `compile_args(model)`:
-    more `compile` arguments (a loss and metrics for a model without its own)."""
+    """`(model, step, compilation)`: `build(encoder)` in the distribution's scope
+    (the encoder in `config.mixed_precision`), compiled with BERT's optimizer and
+    schedule, restored from the newest checkpoint; a new run (step 0) starts with
+    `initialize(encoder)` (e.g. `runner.model_sources`' weights; None: random).
+    `compile_args(model)`: more `compile` arguments (a loss and metrics for a model
+    without its own). `compilation`: the run's `RunCompilation` (XLA decision, cache,
+    trace count), for `runner.fit_steps`."""
     from keras_bert_app.models import BertEncoder
-    from keras_bert_app.training.compilation import resolve_jit_compile
+    from keras_bert_app.training.compilation import RunCompilation
     from keras_bert_app.training.keras_workarounds import prepare_for_distribution
     from keras_bert_app.training.optimizers import create_optimizer
 
-    jit = resolve_jit_compile(config.jit_compile, distribution)
-    if distribution.is_chief:
-        print(jit.describe())
+    startup.mark("data")
+    compilation = RunCompilation(config, distribution)
     with distribution.scope():
         encoder = BertEncoder(model_config, dtype=config.mixed_precision,
                               remat=config.remat)
@@ -102,14 +103,17 @@ def compiled_task_model(config, model_config, build, *, num_steps, manager,
         model.compile(optimizer=create_optimizer(
             config.learning_rate, num_steps, int(num_steps * config.warmup_proportion),
             optimizer=config.optimizer, weight_decay=config.weight_decay),
-            jit_compile=jit.jit_compile, steps_per_execution=config.steps_per_execution,
+            jit_compile=compilation.jit_compile,
+            steps_per_execution=config.steps_per_execution,
             **(compile_args(model) if compile_args else {}))
         model.optimizer.build(model.trainable_variables)
         prepare_for_distribution(model, distribution)
         step = manager.restore(model)
         if step == 0 and initialize is not None:
             initialize(encoder)
-    return model, step
+    compilation.watch(model)
+    startup.mark("model")
+    return model, step, compilation
 
 
 def pretrained_weights(source_weights):
@@ -124,7 +128,7 @@ def pretrained_weights(source_weights):
 
 
 def train_and_keep_best(config, data, model, dataset, manager, distribution, schedule,
-                        start_step):
+                        start_step, compilation=None):
     """Trains `model` from `start_step` (`runner.fit_steps`), evaluating at every
     checkpoint when `config.do_eval`; returns the float32 copy the run ends with: the
     best evaluated weights, else the last."""
@@ -132,13 +136,21 @@ def train_and_keep_best(config, data, model, dataset, manager, distribution, sch
     if config.do_eval:
         callbacks.append(BestCheckpoint(config, data, manager, schedule,
                                         distribution.is_chief))
+    evaluated = callbacks[0] if callbacks else None
     runner.fit_steps(model, dataset, manager, start_step=start_step,
                      num_train_steps=schedule.num_steps, log_steps=schedule.log_steps,
                      save_checkpoints_steps=schedule.save_steps,
                      global_batch_size=config.train_batch_size,
                      model_dir=config.model_dir, distribution=distribution,
-                     verbose=config.verbose, callbacks=callbacks)
-    final = data.classifier_copy(model)
+                     verbose=config.verbose, callbacks=callbacks,
+                     compilation=compilation)
+    if evaluated is not None and evaluated.copy is not None:
+        # The copy the evaluations used: built and traced already (a second copy
+        # would cost a model build and its prediction traces again).
+        final = evaluated.copy
+        final.set_weights([np.asarray(w) for w in model.get_weights()])
+    else:
+        final = data.classifier_copy(model)
     best = best_record(manager)
     if config.do_eval and best is not None:
         final.load_weights(best_weights(manager, best))

@@ -9,7 +9,7 @@ import os
 import keras
 
 from keras_bert_app import names
-from keras_bert_app.training import fine_tuning, runner
+from keras_bert_app.training import fine_tuning, runner, startup
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.multiple_choice_inputs import (choice_model_of,
@@ -57,6 +57,7 @@ def run_multiple_choice(config, distribution=None):
     sequence length), `eval_results.json` and `predictions.tsv`. Every input file is
     read and checked before anything is trained or written.
     """
+    startup.begin()
     data = read_multiple_choice_data(config)
     keras.utils.set_random_seed(config.seed)
     distribution = distribution or create_distribution(config.distribution_strategy,
@@ -92,7 +93,7 @@ def _train(config, data, distribution, manager):
         plan.num_steps, data.settings(), distribution.is_chief)
     dataset = data.train_dataset(config.train_batch_size, seed=config.seed,
                                  skip_batches=resume_step)
-    model, step = fine_tuning.compiled_task_model(
+    model, step, compilation = fine_tuning.compiled_task_model(
         config, model_config, lambda encoder: training_model(BertMultipleChoice(encoder)),
         num_steps=plan.num_steps, manager=manager,
         distribution=distribution, initialize=fine_tuning.pretrained_weights(source_weights),
@@ -105,7 +106,7 @@ def _train(config, data, distribution, manager):
     # Float32, without the optimizer: what the directory holds and the export serves,
     # so predictions.tsv is what a server answers. With do_eval: the best weights.
     model = fine_tuning.train_and_keep_best(config, data, model, dataset, manager,
-                                            distribution, plan, step)
+                                            distribution, plan, step, compilation)
     if distribution.is_chief:
         data.save_model_dir(config.model_dir, model)
     return model, plan.num_steps

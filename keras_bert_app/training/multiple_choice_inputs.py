@@ -164,6 +164,8 @@ class MultipleChoiceData:
         the batch's largest choice count, `length` its length bucket."""
         import tensorflow as tf
 
+        from keras_bert_app.tf_data_options import dataset_options
+
         encoded = self.encoded(self.train)
         splits = tf.constant(encoded.splits)
         # [examples, (choices), ...]: one batch is a gather of example indices.
@@ -172,6 +174,7 @@ class MultipleChoiceData:
         labels = tf.constant([e.label for e in self.train], tf.int32)
         sequence_length = self.max_seq_length
 
+        @tf.autograph.experimental.do_not_convert  # pure graph code
         def batch(indices):
             word_ids, lengths, first = [tf.gather(r, indices).to_tensor() for r in ragged]
             length = _bucket(lengths, sequence_length)
@@ -181,7 +184,7 @@ class MultipleChoiceData:
         return (tf.data.Dataset.range(count)
                 .shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
                 .batch(batch_size, drop_remainder=True).skip(skip_batches)
-                .map(batch).prefetch(2))
+                .map(batch).prefetch(2).with_options(dataset_options()))
 
     def predict(self, model, examples, batch_size):
         """`(probabilities, loss)`: probabilities float32 `[n, max choices]` (0 past an
@@ -194,17 +197,21 @@ class MultipleChoiceData:
         each question whole."""
         import tensorflow as tf
 
+        from keras_bert_app.tf_data_options import dataset_options
+
         encoded = self.encoded(examples)
         order = np.argsort(encoded.lengths, kind="stable")
         sequence_length = self.max_seq_length
         per_batch = batch_size * max(len(e.choices) for e in examples)
 
+        @tf.autograph.experimental.do_not_convert  # pure graph code
         def batch(rows):
             word_ids, lengths, first = [tf.gather(tf.constant(v), rows)[:, None] for v in (
                 encoded.word_ids, encoded.lengths, encoded.first)]  # [rows, 1, ...]
             return _inputs(word_ids, lengths, first, _bucket(lengths, sequence_length))
 
-        dataset = tf.data.Dataset.from_tensor_slices(order).batch(per_batch).map(batch)
+        dataset = tf.data.Dataset.from_tensor_slices(order).batch(per_batch).map(
+            batch).with_options(dataset_options())
         logits = np.empty(len(order), np.float64)
         logits[order] = np.asarray(model.predict(dataset, verbose=0), np.float64)[:, 0]
         width = max(len(e.choices) for e in examples)

@@ -9,7 +9,7 @@ import os
 import keras
 
 from keras_bert_app import names
-from keras_bert_app.training import fine_tuning, runner
+from keras_bert_app.training import fine_tuning, runner, startup
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.ner_inputs import NerData, labelled_windows, train_dataset
@@ -73,6 +73,7 @@ def run_ner(config, distribution=None):
     `eval_results.json` and `predictions.txt`. Every input file is read and checked
     before anything is trained or written.
     """
+    startup.begin()
     from keras_bert_app.data import ner_data
 
     files, skipped = {}, []  # skipped: why each dropped training sentence was bad
@@ -214,7 +215,7 @@ def _train(config, data, train_file, distribution, manager, skipped=0):
         encoder.get_layer("pooler").trainable = False
         return BertTokenClassifier(encoder, num_classes=len(data.label_names))
 
-    model, step = fine_tuning.compiled_task_model(
+    model, step, compilation = fine_tuning.compiled_task_model(
         config, model_config, build, num_steps=plan.num_steps, manager=manager,
         distribution=distribution, initialize=fine_tuning.pretrained_weights(source_weights))
     if step < plan.num_steps and distribution.is_chief:
@@ -224,7 +225,7 @@ def _train(config, data, train_file, distribution, manager, skipped=0):
     # The model directory (and the final evaluation) holds float32 weights without
     # XLA: what the export serves; with do_eval, the best checkpoint's.
     model = fine_tuning.train_and_keep_best(config, data, model, dataset, manager,
-                                            distribution, plan, step)
+                                            distribution, plan, step, compilation)
     if distribution.is_chief:
         save_task_dir(config.model_dir, model, vocab_file, text_config, data.task())
     return model, plan.num_steps

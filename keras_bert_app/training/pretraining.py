@@ -13,12 +13,13 @@ from keras_bert_app.training import pretraining_inputs as inputs
 from keras_bert_app.training import runner
 from keras_bert_app.training.runner import one_of
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
-from keras_bert_app.training.compilation import resolve_jit_compile
+from keras_bert_app.training.compilation import RunCompilation, cpu_xla_pays
 from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import (evaluate_to_the_end,
                                                        prepare_for_distribution)
 from keras_bert_app.training.optimizers import create_optimizer
 from keras_bert_app.training.run_config import RunSettings
+from keras_bert_app.training import startup
 
 INPUT_FORMATS = ("auto", "tfrecord", "text")
 RUN_CONFIG_FILE = names.PRETRAINING_RUN_FILE
@@ -135,6 +136,7 @@ def run_pretraining(config, distribution=None):
     crash or kill, it resumes from the newest checkpoint at the same place in the
     input stream (the consumed batches are skipped) and stops at the same final step.
     """
+    startup.begin()
     import tensorflow as tf
 
     created = not tf.io.gfile.exists(config.model_dir)
@@ -183,9 +185,10 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
     nsp = data_settings["sentence_prediction"] != "none"
 
     accumulation = config.gradient_accumulation_steps
-    jit = resolve_jit_compile(config.jit_compile, distribution)
-    if distribution.is_chief:
-        print(jit.describe())
+    startup.mark("data")
+    compilation = RunCompilation(config, distribution, cpu_pays=cpu_xla_pays(
+        config.num_train_steps - resume_step if config.do_train else 0,
+        model_config.hidden_size))
     with distribution.scope():
         encoder = BertEncoder(model_config, dtype=config.mixed_precision,
                               remat=config.remat)
@@ -195,7 +198,7 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
             optimizer=config.optimizer,
             weight_decay=config.weight_decay,
             gradient_accumulation_steps=accumulation if accumulation > 1 else None)
-        pretrainer.compile(optimizer=optimizer, jit_compile=jit.jit_compile,
+        pretrainer.compile(optimizer=optimizer, jit_compile=compilation.jit_compile,
                            steps_per_execution=config.steps_per_execution)
         pretrainer.optimizer.build(pretrainer.trainable_variables)
         prepare_for_distribution(pretrainer, distribution)  # Keras 3.15 TF workarounds
@@ -203,6 +206,8 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
         step = manager.restore(pretrainer)
         if step == 0 and source_weights is not None:
             source_weights(pretrainer)
+    compilation.watch(pretrainer)
+    startup.mark("model")
 
     if config.do_train and step < config.num_train_steps and distribution.is_chief:
         print(f"Pre-training {distribution.describe()}, steps {step} → "
@@ -214,7 +219,8 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
             save_checkpoints_steps=config.save_checkpoints_steps,
             global_batch_size=config.train_batch_size, model_dir=config.model_dir,
             distribution=distribution, verbose=config.verbose,
-            errors_named=inputs.input_errors_named(config.input_file))
+            errors_named=inputs.input_errors_named(config.input_file),
+            compilation=compilation)
     if config.do_eval:
         _evaluate(config, pretrainer, model_config, vocab_file, text_config,
                   distribution, step)

@@ -30,7 +30,7 @@ def default_log_steps(save_checkpoints_steps, steps_per_execution):
 
 def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps,
               save_checkpoints_steps, global_batch_size, model_dir, distribution,
-              verbose="auto", callbacks=(), errors_named=None):
+              verbose="auto", callbacks=(), errors_named=None, compilation=None):
     """Trains `model` (compiled, restored to `start_step`) from `start_step` to
     exactly `num_train_steps` batches of `dataset`.
 
@@ -40,7 +40,8 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     every interval in `model_dir/logs/train` (loss, metrics, learning rate,
     `examples_per_second`). `callbacks` (e.g. evaluation at each checkpoint) run at
     the end of an interval before its checkpoint is saved. `errors_named` wraps `fit` (a context manager that turns input errors
-    into messages naming the file).
+    into messages naming the file). `compilation` (a `compilation.RunCompilation`):
+    the start-up line at the first step and the compile count after the last.
     """
     import contextlib
 
@@ -53,7 +54,12 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     # training steps alone), then the task's callbacks (evaluation, best weights),
     # then the checkpoint — a kill during an evaluation resumes from the checkpoint
     # before it and evaluates again, instead of skipping an evaluated step.
+    from keras_bert_app.training.startup import FirstStepLog
+
     run = [run_callbacks.StepLimit(num_train_steps, log_steps)]
+    if compilation is not None:
+        run.append(FirstStepLog(compilation.first_step_detail(),
+                                enabled=distribution.is_chief))
     if distribution.is_chief:
         run.append(run_callbacks.TensorBoardScalars(
             os.path.join(model_dir, names.TRAIN_LOGS_DIR), global_batch_size, log_steps,
@@ -67,6 +73,8 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
                   initial_epoch=start_step // log_steps, steps_per_epoch=log_steps,
                   callbacks=run, shuffle=False,
                   verbose=verbose if distribution.is_chief else 0)
+    if compilation is not None and distribution.is_chief:
+        print(compilation.summary())
     return num_train_steps
 
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from keras_bert_app import names
-from keras_bert_app.training import fine_tuning, runner
+from keras_bert_app.training import fine_tuning, runner, startup
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
 from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.run_config import FineTuningSettings, positive
@@ -72,14 +72,16 @@ class SquadRunConfig(FineTuningSettings):
 def _features_dataset(features, batch_size, labels=False):
     import tensorflow as tf
 
+    from keras_bert_app.tf_data_options import finish
+
     x = {names.INPUT_WORD_IDS: np.stack([f.input_word_ids for f in features]),
          names.INPUT_MASK: np.stack([f.input_mask for f in features]),
          names.INPUT_TYPE_IDS: np.stack([f.input_type_ids for f in features])}
     if not labels:
-        return tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+        return finish(tf.data.Dataset.from_tensor_slices(x).batch(batch_size))
     y = {names.START_LOGITS: np.array([f.start_position for f in features], np.int32),
          names.END_LOGITS: np.array([f.end_position for f in features], np.int32)}
-    return tf.data.Dataset.from_tensor_slices((x, y))
+    return finish(tf.data.Dataset.from_tensor_slices((x, y)))
 
 
 def run_squad(config, distribution=None):
@@ -91,6 +93,7 @@ def run_squad(config, distribution=None):
     `do_predict` Google's prediction files and `eval_results.json`. Every input file
     is read and checked before anything is trained or written.
     """
+    startup.begin()
     from keras_bert_app.data.squad_data import read_squad
 
     skipped = []  # why each question skip_bad_records dropped was bad
@@ -173,7 +176,7 @@ def _train(config, examples, distribution, manager, skipped=0):
         encoder.get_layer("pooler").trainable = False
         return BertSpanLabeler(encoder)
 
-    model, step = fine_tuning.compiled_task_model(
+    model, step, compilation = fine_tuning.compiled_task_model(
         config, model_config, build, num_steps=num_steps, manager=manager,
         distribution=distribution, initialize=fine_tuning.pretrained_weights(source_weights))
     if step < num_steps and distribution.is_chief:
@@ -184,7 +187,7 @@ def _train(config, examples, distribution, manager, skipped=0):
                      log_steps=log_steps, save_checkpoints_steps=save_steps,
                      global_batch_size=config.train_batch_size,
                      model_dir=config.model_dir, distribution=distribution,
-                     verbose=config.verbose)
+                     verbose=config.verbose, compilation=compilation)
     if distribution.is_chief:
         task = TaskConfig(task=names.SQUAD_TASK, heads=[names.SPAN_HEAD],
                           max_seq_length=config.max_seq_length, settings=config.settings)
