@@ -15,7 +15,7 @@ from keras_bert_app import names
 from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
 from keras_bert_app.text.text_config import TextConfig
-from tests.helpers import SHAKESPEARE_VOCAB, require_minilm, tiny_config
+from tests.helpers import SHAKESPEARE_VOCAB, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Separable by one word: a model that learns anything gets them right.
@@ -117,10 +117,10 @@ def test_a_pretrained_directory_needs_num_classes(model_dir):
         BertClassifier.from_model_dir(model_dir)
 
 
-def test_the_readme_example_runs_as_printed(tmp_path):
+def test_the_readme_example_runs_as_printed(minilm_dir, tmp_path):
     """The README's fit-on-strings block, run verbatim in a fresh interpreter, with
-    the real MiniLM model converted to the path the README imports it to."""
-    minilm = require_minilm()
+    the real MiniLM model converted (tests/conftest.py) to the path the README
+    imports it to."""
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
         readme = f.read()
     block = re.search(r"<!-- readme-example: fit-on-strings[^>]*-->\s*```python\n(.*?)```",
@@ -128,13 +128,9 @@ def test_the_readme_example_runs_as_printed(tmp_path):
     assert block, "README.md lost its fit-on-strings example"
     code = block.group(1)
     assert len(code.strip().splitlines()) <= 12
-    converted = tmp_path / "minilm"
+    converted = minilm_dir
     # Under Bazel, PYTHONPATH is also how the interpreter finds the virtualenv.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
-    subprocess.run([sys.executable, "-m", "pipelines.convert_checkpoint",
-                    "--source_format=hf", f"--input_path={minilm}",
-                    f"--output_dir={converted}"], cwd=REPO, env=env, check=True,
-                   capture_output=True)
     assert '"/tmp/kba/minilm"' in code
     result = subprocess.run([sys.executable, "-c", code.replace('"/tmp/kba/minilm"',
                                                                 repr(str(converted)))],

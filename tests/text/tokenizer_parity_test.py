@@ -9,6 +9,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -85,20 +86,62 @@ def _collect_strings(value, out):
             _collect_strings(v, out)
 
 
-def compare(tokenizer, reference, texts, batch_size=512):
-    """Returns the texts whose word-piece strings differ, with both results."""
+def flatten(words_of_texts):
+    """Nested word pieces [text][word][piece] as three flat arrays: pieces per word,
+    words per text, and every piece string in order. Two nestings are equal exactly
+    when all three are."""
+    words_per_text = np.array([len(words) for words in words_of_texts], np.int64)
+    pieces_per_word = np.array([len(w) for words in words_of_texts for w in words],
+                               np.int64)
+    pieces = np.array([p for words in words_of_texts for w in words for p in w], object)
+    return pieces_per_word, words_per_text, pieces
+
+
+def tokenize_flat(tokenizer, texts, batch_size=512):
+    """`flatten` of our tokenizer's word pieces of `texts`, straight from its ragged
+    output (no Python lists of half a million texts)."""
+    tokenize = tf.function(tokenizer.tokenize)
+    vocab = np.array(tokenizer.vocab, object)
+    parts = [[], [], []]
+    for i in range(0, len(texts), batch_size):
+        ragged = tokenize(tf.constant(texts[i:i + batch_size]))
+        parts[0].append(np.diff(ragged.values.row_splits.numpy()))
+        parts[1].append(np.diff(ragged.row_splits.numpy()))
+        parts[2].append(vocab[ragged.flat_values.numpy()])
+    return tuple(np.concatenate(p) if p else np.zeros(0, np.int64) for p in parts)
+
+
+def compare(tokenizer, expected, texts):
+    """Returns the texts whose word-piece strings differ from `expected` (the
+    reference's words of each text, `flatten`ed), with both results."""
+    ours = tokenize_flat(tokenizer, texts)
+    if all(a.shape == b.shape and (a == b).all() for a, b in zip(ours, expected)):
+        return []
+    # Something differs: name the texts, text by text (slow, only on failure).
     mismatches = []
     vocab = tokenizer.vocab
+    reference = unflatten(*expected)
     tokenize = tf.function(tokenizer.tokenize)
-    for i in range(0, len(texts), batch_size):
-        batch = texts[i:i + batch_size]
+    for i in range(0, len(texts), 512):
+        batch = texts[i:i + 512]
         ids = ragged_to_lists(tokenize(tf.constant(batch)))
-        for text, row in zip(batch, ids):
+        for text, row, theirs in zip(batch, ids, reference[i:i + 512]):
             ours = [[vocab[p] for p in word] for word in row]
-            theirs = reference.tokenize_words(text)
             if ours != theirs:
                 mismatches.append((text, ours, theirs))
     return mismatches
+
+
+def unflatten(pieces_per_word, words_per_text, pieces):
+    words, start = [], 0
+    for count in pieces_per_word.tolist():
+        words.append(list(pieces[start:start + count]))
+        start += count
+    texts, start = [], 0
+    for count in words_per_text.tolist():
+        texts.append(words[start:start + count])
+        start += count
+    return texts
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +149,26 @@ def vocab_file():
     return os.path.join(require_minilm(), "vocab.txt")
 
 
+# The reference's word pieces of each text, `flatten`ed, by (what, lower_case): the
+# slow pure-Python reference runs once per casing, and both fast-path settings of
+# ours are compared with the same result.
+_REFERENCE = {}
+
+
+def reference_pieces(vocab_file, texts, what, lower_case):
+    key = (vocab_file, what, lower_case, len(texts))
+    if key not in _REFERENCE:
+        reference = ref.FullTokenizer(vocab_file, do_lower_case=lower_case)
+        _REFERENCE[key] = flatten([reference.tokenize_words(t) for t in texts])
+    return _REFERENCE[key]
+
+
 def assert_agreement(vocab_file, texts, what, lower_case, ascii_fast_path=True):
     tokenizer = BertTokenizer(vocab_file, lower_case=lower_case,
                               ascii_fast_path=ascii_fast_path)
-    reference = ref.FullTokenizer(vocab_file, do_lower_case=lower_case)
-    mismatches = compare(tokenizer, reference, texts)
+    expected = reference_pieces(vocab_file, texts, what, lower_case)
+    assert len(expected[1]) == len(texts)
+    mismatches = compare(tokenizer, expected, texts)
     print(f"\nlower_case={lower_case}, ascii_fast_path={ascii_fast_path}: "
           f"{len(texts) - len(mismatches)}/{len(texts)} {what} agree")
     assert mismatches == []

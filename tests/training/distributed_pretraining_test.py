@@ -1,7 +1,8 @@
 """Pre-training under distribution gives the same model as without it:
 `mirrored` over two logical CPUs, `multi_worker_mirrored` with two local worker
 processes (TF_CONFIG on localhost), and JAX data parallelism over two host devices.
-Each run is its own process (devices and backends are fixed at start)."""
+Devices and backends are fixed at a process's start: the runs are made in worker
+processes, the single-process ones of a backend together in one."""
 
 import os
 import sys
@@ -11,7 +12,8 @@ import pytest
 
 from tests.helpers import SHAKESPEARE_VOCAB, free_ports
 from tests.training.worker_processes import (assert_same_weights, checkpoint_arrays,
-                                             finish, start, write_records)
+                                             finish, finish_runs, start, start_runs,
+                                             write_records)
 
 STEPS = 4
 # Dropout off: replicas draw different dropout masks, so only then must the
@@ -36,21 +38,40 @@ def spec(records, model_dir, strategy="default", **overrides):
     return values
 
 
-def run(values, output, **kwargs):
-    return finish(start(values, output, **kwargs), output)
+POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 
-def test_mirrored_over_two_cpu_devices_equals_one_device(records, tmp_path):
-    single = run(spec(records, tmp_path / "single"), tmp_path / "single.npz")
-    mirrored = run(spec(records, tmp_path / "mirrored", "mirrored", cpu_devices=2),
-                   tmp_path / "mirrored.npz")
+@pytest.fixture(scope="module")
+def tensorflow_runs(records, tmp_path_factory):
+    """Every single-process TensorFlow run of this file, made one after another in one
+    process whose host CPU is split in two: one device (no strategy; `one_device`
+    with each mixed precision) and `mirrored` over both. Returns {name: (model_dir,
+    arrays)}."""
+    root = tmp_path_factory.mktemp("tensorflow_runs")
+    runs = {"single": spec(records, root / "single"),
+            "mirrored": spec(records, root / "mirrored", "mirrored", cpu_devices=2)}
+    for policy in POLICIES:
+        runs[f"one_{policy}"] = spec(records, root / f"one_{policy}", "one_device",
+                                     mixed_precision=policy)
+        runs[f"mirrored_{policy}"] = spec(records, root / f"mirrored_{policy}",
+                                          "mirrored", cpu_devices=2,
+                                          mixed_precision=policy)
+    outputs = [root / f"{name}.npz" for name in runs]
+    arrays = finish_runs(start_runs(list(zip(runs.values(), outputs))), outputs,
+                         timeout=600)
+    return {name: (root / name, result) for name, result in zip(runs, arrays)}
+
+
+def test_mirrored_over_two_cpu_devices_equals_one_device(tensorflow_runs):
+    _, single = tensorflow_runs["single"]
+    mirrored_dir, mirrored = tensorflow_runs["mirrored"]
     assert int(single["num_replicas"]) == 1 and int(mirrored["num_replicas"]) == 2
     assert int(mirrored["iterations"]) == STEPS
     # Each replica takes half of every global batch; the gradients are summed and the
     # loss scaled by 1/replicas, so the update equals the one-device update.
     assert_same_weights(single, mirrored, atol=2e-5)
     # ... and training did move them: the step-2 and step-4 checkpoints differ.
-    early, late = (checkpoint_arrays(tmp_path / "mirrored" / "checkpoints" /
+    early, late = (checkpoint_arrays(mirrored_dir / "checkpoints" /
                                      f"ckpt-{step}.weights.h5") for step in (2, 4))
     assert max(np.abs(early[k] - late[k]).max() for k in early) > 1e-4
 
@@ -75,13 +96,11 @@ def test_multi_worker_mirrored_with_two_local_workers(records, tmp_path):
     assert (model_dir / "model.weights.h5").is_file()
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_under_mirrored_trains_as_on_one_device(records, tmp_path, policy):
-    one = run(spec(records, tmp_path / "one", "one_device", mixed_precision=policy),
-              tmp_path / "one.npz")
-    mirrored = run(spec(records, tmp_path / "mirrored", "mirrored", cpu_devices=2,
-                        mixed_precision=policy), tmp_path / "mirrored.npz")
-    start = checkpoint_arrays(tmp_path / "one" / "checkpoints" / "ckpt-2.weights.h5")
+@pytest.mark.parametrize("policy", POLICIES)
+def test_mixed_precision_under_mirrored_trains_as_on_one_device(tensorflow_runs, policy):
+    one_dir, one = tensorflow_runs[f"one_{policy}"]
+    _, mirrored = tensorflow_runs[f"mirrored_{policy}"]
+    start = checkpoint_arrays(one_dir / "checkpoints" / "ckpt-2.weights.h5")
     for result in (one, mirrored):
         # float16 needs loss scaling (Keras' dynamic LossScaleOptimizer, 2**15 at the
         # start, halved on every step whose gradients overflow); bfloat16 has
@@ -90,12 +109,13 @@ def test_mixed_precision_under_mirrored_trains_as_on_one_device(records, tmp_pat
         assert (scale > 1.0) if policy == "mixed_float16" else scale == 0.0
         weights = [result[k] for k in result if k.startswith("w")]
         assert all(w.dtype == np.float32 and np.isfinite(w).all() for w in weights)
+    assert int(one["num_replicas"]) == 1 and int(mirrored["num_replicas"]) == 2
     assert float(one["loss_scale"]) == float(mirrored["loss_scale"])
     # Half-precision rounding differs with the split of the batch; the two runs must
     # still agree far more closely than either moved in training.
     keys = sorted(k for k in one if k.startswith("w"))
     diff = np.mean([np.abs(one[k] - mirrored[k]).mean() for k in keys])
-    late = checkpoint_arrays(tmp_path / "one" / "checkpoints" / "ckpt-4.weights.h5")
+    late = checkpoint_arrays(one_dir / "checkpoints" / "ckpt-4.weights.h5")
     moved = np.mean([np.abs(start[k] - late[k]).mean() for k in start])
     assert moved > 1e-4 and diff < 0.1 * moved, (diff, moved)
 
@@ -115,10 +135,12 @@ def test_mixed_float16_with_two_local_workers_scales_the_loss_alike(records, tmp
 
 
 def test_jax_data_parallel_over_two_host_devices(records, tmp_path):
-    single = run(spec(records, tmp_path / "single"), tmp_path / "single.npz",
-                 backend="jax")
-    parallel = run(spec(records, tmp_path / "parallel", "mirrored", cpu_devices=2),
-                   tmp_path / "parallel.npz", backend="jax")
+    # One process (two host devices): the one-device run first, then data parallel.
+    outputs = [tmp_path / "single.npz", tmp_path / "parallel.npz"]
+    single, parallel = finish_runs(start_runs(
+        [(spec(records, tmp_path / "single"), outputs[0]),
+         (spec(records, tmp_path / "parallel", "mirrored", cpu_devices=2), outputs[1])],
+        backend="jax"), outputs)
     assert int(single["num_replicas"]) == 1 and int(parallel["num_replicas"]) == 2
     assert int(parallel["iterations"]) == STEPS
     # jit_compile "auto" by default: on JAX every step runs under jax.jit.

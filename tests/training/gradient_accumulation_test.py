@@ -3,8 +3,9 @@ clipped as a whole, on the batch-counted schedule, under every distribution.
 
 `mirrored` over two logical CPUs, `multi_worker_mirrored` with two local worker
 processes and JAX data parallelism over two host devices must give the model one
-device gives with the same accumulation. Each run is its own process (devices and
-backends are fixed at start), like distributed_pretraining_test.py."""
+device gives with the same accumulation. Devices and backends are fixed at a
+process's start: the runs are made in worker processes, the single-process ones of
+a backend together in one, like distributed_pretraining_test.py."""
 
 import sys
 
@@ -16,7 +17,8 @@ from keras_bert_app.training import create_optimizer
 from keras_bert_app.training.optimizers import AdamW, Lamb
 from tests.helpers import SHAKESPEARE_VOCAB, free_ports
 from tests.training.worker_processes import (assert_same_weights, checkpoint_arrays,
-                                             finish, start, write_records)
+                                             finish, finish_runs, start, start_runs,
+                                             write_records)
 
 STEPS, ACCUMULATION = 4, 2
 # Dropout off: replicas draw different dropout masks, so only then must the
@@ -159,19 +161,26 @@ def records(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def one_device(records, tmp_path_factory):
-    """The reference run (TensorFlow, no strategy, the same accumulation): started
-    here, awaited by the first test that reads it, so it overlaps that test's run."""
-    directory = tmp_path_factory.mktemp("one_device")
-    process = start(spec(records, directory / "run"), directory / "weights.npz")
+def tensorflow_runs(records, tmp_path_factory):
+    """The reference run (TensorFlow, no strategy, the same accumulation) and the
+    `mirrored` run over two logical CPUs, one after the other in one process whose
+    host CPU is split in two; started here, awaited by the first test that reads
+    them, so they overlap that test's own processes. {name: (model_dir, arrays)}."""
+    root = tmp_path_factory.mktemp("tensorflow_runs")
+    names = ("one_device", "mirrored")
+    outputs = [root / f"{name}.npz" for name in names]
+    process = start_runs([(spec(records, root / "one_device"), outputs[0]),
+                          (spec(records, root / "mirrored", "mirrored", cpu_devices=2),
+                           outputs[1])])
     result = {}
 
-    def weights():
+    def runs():
         if not result:
-            result.update(finish(process, directory / "weights.npz"))
+            arrays = finish_runs(process, outputs)
+            result.update({name: (root / name, a) for name, a in zip(names, arrays)})
         return result
 
-    yield weights
+    yield runs
     if process.poll() is None:
         process.kill()
         process.communicate()
@@ -195,25 +204,23 @@ def assert_trained(model_dir):
     assert max(np.abs(early[k] - late[k]).max() for k in early) > 1e-4
 
 
-def test_mirrored_over_two_cpu_devices_equals_one_device(records, one_device, tmp_path):
-    process = start(spec(records, tmp_path / "run", "mirrored", cpu_devices=2),
-                    tmp_path / "mirrored.npz")
-    reference = one_device()
-    mirrored = finish(process, tmp_path / "mirrored.npz")
-    assert int(mirrored["num_replicas"]) == 2
+def test_mirrored_over_two_cpu_devices_equals_one_device(tensorflow_runs):
+    _, reference = tensorflow_runs()["one_device"]
+    mirrored_dir, mirrored = tensorflow_runs()["mirrored"]
+    assert int(reference["num_replicas"]) == 1 and int(mirrored["num_replicas"]) == 2
     assert int(reference["iterations"]) == int(mirrored["iterations"]) == STEPS // 2
     assert_same_weights(reference, mirrored, atol=2e-5)
-    assert_trained(tmp_path / "run")
+    assert_trained(mirrored_dir)
 
 
-def test_multi_worker_mirrored_equals_one_device(records, one_device, tmp_path):
+def test_multi_worker_mirrored_equals_one_device(records, tensorflow_runs, tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     processes = [start(spec(records, tmp_path / "run", "multi_worker_mirrored"),
                        tmp_path / f"worker{i}.npz",
                        tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}})
                  for i in range(2)]
-    reference = one_device()
+    _, reference = tensorflow_runs()["one_device"]
     chief, other = [finish(p, tmp_path / f"worker{i}.npz") for i, p in enumerate(processes)]
     assert int(chief["num_replicas"]) == 2 and int(chief["iterations"]) == STEPS // 2
     assert_same_weights(chief, other, atol=0)
@@ -222,12 +229,13 @@ def test_multi_worker_mirrored_equals_one_device(records, one_device, tmp_path):
 
 
 def test_jax_data_parallel_equals_one_jax_device(records, tmp_path):
-    processes = [start(spec(records, tmp_path / "single"), tmp_path / "single.npz",
-                       backend="jax"),
-                 start(spec(records, tmp_path / "parallel", "mirrored", cpu_devices=2),
-                       tmp_path / "parallel.npz", backend="jax")]
-    single, parallel = (finish(p, tmp_path / f"{name}.npz")
-                        for p, name in zip(processes, ["single", "parallel"]))
+    # One process (two host devices): the one-device run first, then data parallel.
+    outputs = [tmp_path / "single.npz", tmp_path / "parallel.npz"]
+    single, parallel = finish_runs(start_runs(
+        [(spec(records, tmp_path / "single"), outputs[0]),
+         (spec(records, tmp_path / "parallel", "mirrored", cpu_devices=2), outputs[1])],
+        backend="jax"), outputs)
+    assert int(single["num_replicas"]) == 1
     assert int(parallel["num_replicas"]) == 2 and int(parallel["iterations"]) == STEPS // 2
     assert_same_weights(single, parallel, atol=2e-5)
     assert_trained(tmp_path / "parallel")

@@ -186,8 +186,9 @@ def test_pairs_regression_and_multi_label_from_csv_and_json_lines(pretrained, tm
     assert header.split("\t")[-3:] == ["prob_bad", "prob_good", "prob_royal"]
 
 
-@pytest.mark.parametrize("problem", ["malformed_row", "unknown_eval_label", "missing_column"])
-def test_bad_input_is_one_line_and_nothing_is_written(pretrained, tmp_path, problem):
+def bad_input(tmp_path, problem):
+    """(train file, eval file, label column, the message expected) of a bad-input
+    case."""
     train, dev, _ = sentiment_files(tmp_path)
     column = "label"
     if problem == "malformed_row":
@@ -201,6 +202,28 @@ def test_bad_input_is_one_line_and_nothing_is_written(pretrained, tmp_path, prob
     else:
         column = "stars"
         expected = "stars"
+    return train, dev, column, expected
+
+
+@pytest.mark.parametrize("problem", ["malformed_row", "unknown_eval_label", "missing_column"])
+def test_bad_input_is_a_one_line_error_and_nothing_is_written(pretrained, tmp_path, problem):
+    # What the pipeline prints as its one error line (test below): the message of the
+    # error the library raises, before anything is written.
+    from keras_bert_app.training.classification import ClassifierRunConfig, run_classifier
+
+    train, dev, column, expected = bad_input(tmp_path, problem)
+    model_dir = tmp_path / "run"
+    with pytest.raises(ValueError) as error:
+        run_classifier(ClassifierRunConfig(
+            model_dir=str(model_dir), init_model_dir=pretrained, train_file=train,
+            eval_file=dev, text_a_column="sentence", label_column=column, do_train=True,
+            do_eval=True, max_seq_length=16, train_batch_size=4, verbose=0))
+    assert expected in str(error.value) and "\n" not in str(error.value)
+    assert not model_dir.exists()
+
+
+def test_the_pipeline_reports_bad_input_in_one_line_with_exit_2(pretrained, tmp_path):
+    train, dev, column, expected = bad_input(tmp_path, "malformed_row")
     model_dir = tmp_path / "run"
     result = run_pipeline("run_classifier", *common_flags(pretrained, model_dir)[:-1],
                           f"--label_column={column}", f"--train_file={train}",

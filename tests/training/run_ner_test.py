@@ -15,8 +15,7 @@ from keras_bert_app.export import ner as ner_export
 from keras_bert_app.training.ner import NerRunConfig, run_ner
 from keras_bert_app.training.ner_metrics import entity_scores
 from tests.export.tf_only_check import run_check
-from tests.helpers import (SHAKESPEARE_VOCAB, require_minilm, require_shared_data,
-                           run_pipeline, tiny_config)
+from tests.helpers import SHAKESPEARE_VOCAB, require_shared_data, run_pipeline, tiny_config
 
 # 32 positions and stride 8: the longer tweets span several windows (300 sentences
 # make 591 windows).
@@ -25,12 +24,8 @@ SMALL = ["--max_seq_length=32", "--doc_stride=8", "--train_batch_size=8",
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    minilm = require_minilm()
-    out = tmp_path_factory.mktemp("minilm") / "model"
-    run_pipeline("convert_checkpoint", "--source_format=hf", f"--input_path={minilm}",
-                 f"--output_dir={out}")
-    return out
+def pretrained(minilm_dir):
+    return minilm_dir  # tests/conftest.py: MiniLM converted once per session
 
 
 def wnut_part(tmp_path, name, sentences):

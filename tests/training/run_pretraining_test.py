@@ -15,6 +15,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 import keras_bert_app as kba
+from keras_bert_app.data import PretrainingDataConfig, create_pretraining_data
 from keras_bert_app.training.pretraining import PretrainingRunConfig, run_pretraining
 from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, write_shakespeare_corpus
 
@@ -36,10 +37,12 @@ def workspace(tmp_path_factory):
                                       document_lines=100)
     config = directory / "bert_config.json"
     config.write_text(json.dumps(TINY))
-    pipeline("create_pretraining_data", f"--input_file={corpus}",
-             f"--output_file={directory}/records/a.tfrecord,{directory}/records/b.tfrecord",
-             f"--vocab_file={SHAKESPEARE_VOCAB}", "--do_lower_case=true",
-             "--max_seq_length=64", "--max_predictions_per_seq=10", "--dupe_factor=2")
+    # In this process (the pipeline's own test: tests/data/pretraining_data_test.py).
+    create_pretraining_data(PretrainingDataConfig(
+        input_files=(corpus,), output_files=(str(directory / "records" / "a.tfrecord"),
+                                             str(directory / "records" / "b.tfrecord")),
+        vocab_file=SHAKESPEARE_VOCAB, do_lower_case=True, max_seq_length=64,
+        max_predictions_per_seq=10, dupe_factor=2), verbose=0)
     return {"dir": directory, "corpus": corpus, "config": str(config),
             "records": str(directory / "records" / "*.tfrecord")}
 

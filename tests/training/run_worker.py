@@ -1,7 +1,13 @@
 """One training process for the distribution tests: runs `run_pretraining` with the
 JSON config in argv[1] and saves the final weights and the distribution it used to
 the .npz path in argv[2]. Separate processes, because logical devices, backends and
-TF_CONFIG must be set before TensorFlow or JAX starts."""
+TF_CONFIG must be set before TensorFlow or JAX starts.
+
+argv[1] may also be a JSON list of configs, with one .npz path each after it: the
+runs go one after another in this process (the host CPU split into the most
+`cpu_devices` any of them asks for), which saves a process start per run. Runs under
+a one-device strategy go first: on JAX, a data-parallel run sets Keras' global
+distribution."""
 
 import json
 import sys
@@ -9,10 +15,16 @@ import sys
 from keras_bert_app.training.distribution import split_host_cpu
 
 
-def main(spec_json, output_path):
-    spec = json.loads(spec_json)
-    split_host_cpu(spec.pop("cpu_devices", 1))
+def main(specs_json, *output_paths):
+    specs = json.loads(specs_json)
+    specs = specs if isinstance(specs, list) else [specs]
+    assert len(specs) == len(output_paths), (len(specs), output_paths)
+    split_host_cpu(max(spec.pop("cpu_devices", 1) for spec in specs))
+    for spec, output_path in zip(specs, output_paths):
+        run(spec, output_path)
 
+
+def run(spec, output_path):
     import keras
     import numpy as np
 
@@ -44,4 +56,4 @@ def _loss_scale(optimizer):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

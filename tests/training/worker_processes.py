@@ -43,11 +43,33 @@ def start(values, output, backend="tensorflow", tf_config=None, worker=RUN_WORKE
                             text=True)
 
 
+def start_runs(runs, backend="tensorflow"):
+    """Starts one RUN_WORKER process for several `(values, output)` runs, made one
+    after another in it (one-device runs first: see run_worker.py); returns the
+    process. For runs that need no process of their own: a one-device reference
+    and a `mirrored` run share the host split into logical CPUs."""
+    env = dict(os.environ, KERAS_BACKEND=backend,
+               PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    env.pop("TF_CONFIG", None)
+    specs = [values for values, _ in runs]
+    return subprocess.Popen([sys.executable, RUN_WORKER, json.dumps(specs),
+                             *[str(output) for _, output in runs]],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
 def finish(process, output, timeout=300):
     """Waits for `process`; its log on failure, else the arrays it wrote."""
     log, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, log[-4000:]
     return dict(np.load(output))
+
+
+def finish_runs(process, outputs, timeout=300):
+    """`finish` for a `start_runs` process: the arrays of each output, in order."""
+    log, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, log[-4000:]
+    return [dict(np.load(output)) for output in outputs]
 
 
 def assert_same_weights(a, b, atol):
