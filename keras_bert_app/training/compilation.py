@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import keras
 
@@ -159,19 +160,34 @@ def enable_compilation_cache(directory=None):
     if backend == "jax":
         import jax
 
-        os.makedirs(folder, exist_ok=True)
+        if not _writable(folder):
+            return None
         jax.config.update("jax_compilation_cache_dir", folder)
         return folder
     given = re.search(r"--tf_xla_persistent_cache_directory=(\S+)",
                       os.environ.get("TF_XLA_FLAGS", ""))
     if given:
         return given.group(1)
+    if not _writable(folder):
+        return None
     if _tensorflow_started():
         return None  # its flags are read: the folder would be ignored
-    os.makedirs(folder, exist_ok=True)
     os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") +
                                   f" --tf_xla_persistent_cache_directory={folder}").strip()
     return folder
+
+
+def _writable(folder):
+    """Whether programs can be written into `folder` (created if needed). TensorFlow
+    fails the training step itself when it cannot write a compiled program (e.g. a
+    read-only home in a sandbox), so an unwritable folder means no cache, said once."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            return True
+    except OSError as error:
+        print(f"No compilation cache: {folder} is not writable ({error.strerror}).")
+        return False
 
 
 def _tensorflow_started():
@@ -252,9 +268,9 @@ class RunCompilation:
             print(f"{self.decision.describe()}; compilation cache {self.cache} "
                   f"({self.programs_before} programs)")
         elif config.compilation_cache and compiles:
-            print(f"{self.decision.describe()}; no compilation cache: TensorFlow ran "
-                  "before it could be set (call keras_bert_app.training."
-                  "enable_compilation_cache() before anything else in the script)")
+            print(f"{self.decision.describe()}; no compilation cache (its folder is not "
+                  "writable, or TensorFlow ran before it could be set: call "
+                  "keras_bert_app.training.enable_compilation_cache() first)")
         else:
             print(self.decision.describe())
 

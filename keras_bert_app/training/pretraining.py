@@ -186,9 +186,10 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
 
     accumulation = config.gradient_accumulation_steps
     startup.mark("data")
+    remaining = config.num_train_steps - resume_step if config.do_train else 0
+    # Nothing left to train (evaluation alone, a finished run): Keras' rule, no claim.
     compilation = RunCompilation(config, distribution, cpu_pays=cpu_xla_pays(
-        config.num_train_steps - resume_step if config.do_train else 0,
-        model_config.hidden_size))
+        remaining, model_config.hidden_size) if remaining > 0 else None)
     with distribution.scope():
         encoder = BertEncoder(model_config, dtype=config.mixed_precision,
                               remat=config.remat)

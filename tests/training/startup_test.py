@@ -16,7 +16,8 @@ from keras_bert_app.training import startup
 from keras_bert_app.training.compilation import (CPU_XLA_MIN_HIDDEN, CPU_XLA_MIN_STEPS,
                                                  TraceCounter, auto_jit_compile,
                                                  cached_programs, cpu_xla_pays,
-                                                 default_cache_dir)
+                                                 default_cache_dir,
+                                                 enable_compilation_cache)
 from tests.helpers import run_pipeline, write_tiny_pretrained_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,6 +128,16 @@ def test_the_cache_holds_programs_only_when_set_before_tensorflow_starts(tmp_pat
     else:  # TensorFlow already read its flags: refused, not silently ignored
         assert lines["started"] == "True"
         assert lines["folder"] == "None 0"
+
+
+def test_an_unwritable_cache_folder_means_no_cache_not_a_failed_step(tmp_path, capsys):
+    # TensorFlow fails the training step when it cannot write a program (Bazel's
+    # sandbox mounts ~/.cache read-only): such a folder is refused up front. A path
+    # under a regular file is unwritable even for root.
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert enable_compilation_cache(str(blocker / "cache")) is None
+    assert "is not writable" in capsys.readouterr().out
 
 
 def test_a_second_run_loads_its_programs_from_the_cache(tmp_path):
