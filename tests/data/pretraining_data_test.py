@@ -226,10 +226,6 @@ def test_pretraining_on_the_records_raises_masked_lm_accuracy(tmp_path, corpus):
     assert history["masked_lm_loss"][-1] < history["masked_lm_loss"][0] - 0.5
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q", "-s"]))
-
-
 def test_wikiextractor_files_are_read_as_articles_and_stray_text_is_reported(tmp_path,
                                                                            capsys):
     from keras_bert_app.data.pretraining_data import read_documents
@@ -247,3 +243,7 @@ def test_wikiextractor_files_are_read_as_articles_and_stray_text_is_reported(tmp
                          [tokenize("A lord came.")]]
     assert ("dropped 1 line(s) of text outside <doc> … </doc>"
             in capsys.readouterr().err)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-s"]))

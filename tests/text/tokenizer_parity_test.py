@@ -177,7 +177,9 @@ def assert_agreement(vocab_file, texts, what, lower_case, ascii_fast_path=True):
 @pytest.mark.parametrize("lower_case", [True, False])
 @pytest.mark.parametrize("ascii_fast_path", [True, False])
 def test_agrees_on_every_line_of_the_shared_data(vocab_file, lower_case, ascii_fast_path):
-    texts = shared_texts(require_shared_data())
+    # Each distinct text once (tokenizing is a function of the text alone): of the
+    # 515,000 lines and strings, 191,000 are distinct.
+    texts = list(dict.fromkeys(shared_texts(require_shared_data())))
     assert len(texts) > 40_000
     assert_agreement(vocab_file, texts, "texts", lower_case, ascii_fast_path)
 
