@@ -213,9 +213,13 @@ def save_classifier_dir(output_dir, classifier, vocab_file, text_config, task_co
             task_config.problem_type != classifier.problem_type:
         raise ValueError(f"{task_config} does not describe this classifier "
                          f"({classifier.num_classes} outputs, {classifier.problem_type}).")
-    # A float32 copy without optimizer state or preprocessor: the weights alone.
-    _write_model_dir(output_dir, float32_classifier(classifier), vocab_file, text_config,
-                     task_config)
+    # The weights alone: float32, without optimizer state or preprocessor (a copy
+    # unless `classifier` is such a model already, as a fine-tuning run's final one).
+    plain = getattr(classifier, "optimizer", None) is None and \
+        classifier.preprocessor is None and classifier.dtype_policy.name == "float32" \
+        and classifier.encoder.dtype_policy.name == "float32"
+    _write_model_dir(output_dir, classifier if plain else float32_classifier(classifier),
+                     vocab_file, text_config, task_config)
 
 
 def float32_classifier(classifier):
@@ -294,6 +298,17 @@ def load_pretrainer(model_dir, dtype=None):
     written before that file existed has its heads read from the weights file's
     content (see `_has_next_sentence_head`).
     """
+    config, next_sentence, weights_file = pretrainer_layout(model_dir)
+    pretrainer = BertPretrainer(BertEncoder(config, dtype=dtype),
+                                next_sentence_prediction=next_sentence)
+    pretrainer.load_weights(weights_file)
+    return pretrainer
+
+
+def pretrainer_layout(model_dir):
+    """`(BertConfig, has the NSP/SOP head, weights file)` of a pre-trained model
+    directory, checked as `load_pretrainer` loads it (a fine-tuned directory, or a
+    task config whose heads the weights contradict, is an error)."""
     config_file, weights_file = model_dir_files(model_dir, names.BERT_CONFIG_FILE,
                                                 names.WEIGHTS_FILE)
     config = BertConfig.from_json_file(config_file)
@@ -313,10 +328,7 @@ def load_pretrainer(model_dir, dtype=None):
                 f"{'holds' if in_weights else 'has no'} {names.NEXT_SENTENCE_HEAD} head: "
                 "the directory's files come from different models.")
         heads = recorded
-    pretrainer = BertPretrainer(BertEncoder(config, dtype=dtype),
-                                next_sentence_prediction=heads)
-    pretrainer.load_weights(weights_file)
-    return pretrainer
+    return config, heads, os.fspath(weights_file)
 
 
 def _has_next_sentence_head(weights_file, hidden_size):

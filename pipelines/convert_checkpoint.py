@@ -14,8 +14,11 @@ import sys
 from absl import flags
 
 from pipelines.errors import run
+from pipelines.frameworks import import_frameworks
 
-from keras_bert_app.checkpoints import SOURCE_FORMATS, convert_checkpoint
+import_frameworks()  # before the library: its imports without unused extras
+
+from keras_bert_app.checkpoints import SOURCE_FORMATS, convert_checkpoint  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("source_format", None, list(SOURCE_FORMATS),

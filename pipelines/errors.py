@@ -38,6 +38,9 @@ def run(main, flags_parser=None):
     through)."""
 
     def guarded(argv):
+        from pipelines.frameworks import import_frameworks
+
+        import_frameworks()  # before any pipeline imports the library
         try:
             return main(argv)
         except USER_ERRORS as error:

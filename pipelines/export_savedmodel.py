@@ -57,6 +57,9 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 from absl import flags  # noqa: E402
 
 from pipelines.errors import run  # noqa: E402
+from pipelines.frameworks import import_frameworks  # noqa: E402
+
+import_frameworks()  # before the library: its imports without unused extras
 
 from keras_bert_app import names  # noqa: E402
 from keras_bert_app.export import (build_preprocessor, export_classifier,  # noqa: E402

@@ -27,6 +27,9 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 from absl import flags  # noqa: E402
 
 from pipelines.errors import run  # noqa: E402
+from pipelines.frameworks import import_frameworks  # noqa: E402
+
+import_frameworks()  # before the library: its imports without unused extras
 
 from keras_bert_app.feature_extraction import DEFAULT_LAYERS, POOLING_MODES  # noqa: E402
 from keras_bert_app.feature_files import extract_features  # noqa: E402

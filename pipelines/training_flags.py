@@ -94,6 +94,9 @@ def parse_flags(argv):
     under `absl.app` that happens between flag parsing and `main` (measured with
     TensorFlow 2.21: a folder named in `main` is ignored)."""
     rest = app.parse_flags_with_usage(argv)
+    from pipelines.frameworks import import_frameworks
+
+    import_frameworks()
     if FLAGS.compilation_cache:
         from keras_bert_app.training.compilation import enable_compilation_cache
 

@@ -287,5 +287,44 @@ def test_task_directories_round_trip_their_model_and_task(tmp_path, fields, mode
                       TaskConfig(**dict(NER_TASK, label_names=["O", "B-X"])))
 
 
+
+def h5_datasets(path):
+    """`{dataset path: array}` of an HDF5 file."""
+    found = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: found.__setitem__(name, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def test_a_classifier_directory_holds_float32_weights_alone_from_any_classifier(tmp_path):
+    from keras_bert_app.model_dir import (float32_classifier, load_classifier,
+                                          save_classifier_dir)
+    from keras_bert_app.models import BertClassifier
+
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    text = TextConfig.for_vocab(vocab, do_lower_case=False)
+    keras.utils.set_random_seed(5)
+    trained = BertClassifier(BertEncoder(tiny_config(), dtype="mixed_float16"),
+                             num_classes=3)
+    trained.compile(keras.optimizers.Adam(1e-3))
+    trained.optimizer.build(trained.trainable_variables)  # optimizer state exists
+    task = TaskConfig(task=names.CLASSIFICATION_TASK, heads=[names.CLASSIFIER_HEAD],
+                      label_names=("a", "b", "c"), max_seq_length=16,
+                      problem_type=names.SINGLE_LABEL, text_inputs=names.TEXT_INPUTS[:1])
+    plain = float32_classifier(trained)  # what a fine-tuning run ends with: saved as is
+    save_classifier_dir(str(tmp_path / "from_trained"), trained, vocab, text, task)
+    save_classifier_dir(str(tmp_path / "from_plain"), plain, vocab, text, task)
+    from_trained = h5_datasets(tmp_path / "from_trained" / names.WEIGHTS_FILE)
+    from_plain = h5_datasets(tmp_path / "from_plain" / names.WEIGHTS_FILE)
+    assert sorted(from_trained) == sorted(from_plain)
+    assert not [k for k in from_trained if "optimizer" in k]
+    for key, value in from_trained.items():
+        assert value.dtype == np.float32 or value.dtype.kind != "f", key
+        np.testing.assert_array_equal(value, from_plain[key], err_msg=key)
+    loaded = load_classifier(str(tmp_path / "from_plain"), with_preprocessor=False)
+    assert_same_weights(plain, loaded)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

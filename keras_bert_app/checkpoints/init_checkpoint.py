@@ -3,13 +3,14 @@
 and casing are the checkpoint's own, and every encoder weight is loaded."""
 
 import os
+from collections import Counter
 
 from keras import ops
 
 from keras_bert_app.checkpoints import importer, source as sources
 from keras_bert_app.checkpoints.weight_names import model_variables, to_google_layout
 from keras_bert_app.config import BertConfig
-from keras_bert_app.model_dir import load_pretrainer
+from keras_bert_app.model_dir import load_pretrainer, pretrainer_layout
 
 # Config fields that change the computation without changing a weight's shape (the
 # shapes are checked weight by weight when loading).
@@ -83,6 +84,19 @@ def load_init_model_dir(pretrainer, model_dir):
     without the NSP head leaves `pretrainer`'s NSP head initialised (listed in the
     report); a shape mismatch or missing encoder weight raises. Returns the report.
     """
+    config, next_sentence, weights_file = pretrainer_layout(model_dir)
+    if config == pretrainer.encoder.config and \
+            next_sentence == pretrainer.next_sentence_prediction and \
+            _stored_shapes(weights_file) == Counter(tuple(w.shape)
+                                                    for w in pretrainer.weights):
+        # The same model, and the file holds exactly its variables' shapes (so the
+        # load cannot stop half-way on a mismatch): Keras reads the file straight
+        # into it, without building a second model to copy from (~1 s for MiniLM
+        # on 2 cores). Everything loads; nothing is missing.
+        pretrainer.load_weights(weights_file)
+        return importer.ImportReport(source=os.fspath(model_dir),
+                                     loaded=list(model_variables(pretrainer)), unused=[],
+                                     missing=[])
     source = load_pretrainer(model_dir)
     # In Google's layout, as every source reaches `load_into` (which transposes the
     # NSP output weights back).
@@ -107,3 +121,14 @@ def _check_weights_exist(source):
     elif not (os.path.isfile(weights + ".index") or os.path.isfile(weights)):
         raise FileNotFoundError(f"No TF checkpoint at {weights} ({weights}.index is "
                                 "missing).")
+
+
+def _stored_shapes(weights_file):
+    """The shapes of every array a Keras `.weights.h5` file holds, counted."""
+    import h5py
+
+    shapes = Counter()
+    with h5py.File(weights_file, "r") as f:
+        f.visititems(lambda _, item: shapes.update([tuple(item.shape)])
+                     if isinstance(item, h5py.Dataset) else None)
+    return shapes

@@ -18,6 +18,7 @@ from keras_bert_app import names
 from keras_bert_app.checkpoints import (MissingEncoderWeightsError, check_init_checkpoint,
                                         importer, load_init_checkpoint,
                                         load_init_model_dir)
+from keras_bert_app.checkpoints.weight_names import model_variables, to_google_layout
 from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.text.text_config import TextConfig
@@ -185,9 +186,52 @@ def test_model_directory_loads_in_its_own_layout(tmp_path, nsp):
     report = load_init_model_dir(pretrainer, str(tmp_path / "model"))
     assert report.missing == ([] if nsp else ["cls/seq_relationship/output_weights",
                                               "cls/seq_relationship/output_bias"])
+    assert report.unused == [] and len(report.loaded) + len(report.missing) == \
+        len(pretrainer.weights)
     compared = (source, pretrainer) if nsp else (source.encoder, pretrainer.encoder)
     for expected, actual in zip(*map(weights_of, compared)):
         np.testing.assert_array_equal(expected, actual)
+
+
+def test_the_same_model_is_read_straight_from_the_file_to_the_same_report(tmp_path):
+    # The same config and heads: Keras loads the file into the model, without a second
+    # model to copy from; the report is what a copy would give.
+    from keras_bert_app.checkpoints import importer
+
+    source = BertPretrainer(BertEncoder(tiny_config()))
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    save_model_dir(str(tmp_path / "model"), source, vocab, TextConfig.for_vocab(vocab, True))
+    direct, copied = new_pretrainer(), new_pretrainer()
+    calls = []
+    original = importer.load_into
+    importer.load_into = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    try:
+        report = load_init_model_dir(direct, str(tmp_path / "model"))
+    finally:
+        importer.load_into = original
+    assert calls == []  # no copy made
+    expected = importer.load_into(copied, {
+        name: to_google_layout(name, ops.convert_to_numpy(v))
+        for name, v in model_variables(source).items()}, str(tmp_path / "model"))
+    assert report.format() == expected.format()
+    for a, b, c in zip(weights_of(source), weights_of(direct), weights_of(copied)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_a_file_whose_shapes_differ_from_its_config_loads_nothing(tmp_path):
+    # bert_config.json says the model is the target's, the weights are another's: the
+    # load is refused before any variable changes (all or nothing).
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    save_model_dir(str(tmp_path / "model"), new_pretrainer(intermediate_size=48), vocab,
+                   TextConfig.for_vocab(vocab, True))
+    tiny_config().to_json_file(str(tmp_path / "model" / "bert_config.json"))
+    pretrainer = new_pretrainer()
+    before = weights_of(pretrainer)
+    with pytest.raises(ValueError):
+        load_init_model_dir(pretrainer, str(tmp_path / "model"))
+    for a, b in zip(before, weights_of(pretrainer)):
+        np.testing.assert_array_equal(a, b)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """create_optimizer: Google's schedule, weight decay exclusions (also after a `.keras`
-round trip), clipping, accumulation, and LAMB against a NumPy reference."""
+round trip), clipping, accumulation, and AdamW (fused on TensorFlow) and LAMB against
+NumPy references."""
 
+import re
 import sys
 
 import keras
@@ -10,7 +12,7 @@ import pytest
 from keras_bert_app import names
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.training import WarmupLinearDecay, create_optimizer
-from keras_bert_app.training.optimizers import AdamW, Lamb
+from keras_bert_app.training.optimizers import NO_WEIGHT_DECAY, AdamW, Lamb
 from tests.helpers import encoder_batch, tiny_config
 
 
@@ -152,6 +154,115 @@ def test_lamb_matches_the_paper_and_model_garden(steps, no_adaptation):
     for v in variables:
         np.testing.assert_allclose(keras.ops.convert_to_numpy(v), expected[v.name],
                                    rtol=1e-6, atol=0, err_msg=v.name)
+
+
+
+def np_adamw(weights, gradient_steps, learning_rates, weight_decay, clipnorm, decayed,
+             beta_1=0.9, beta_2=0.999, epsilon=1e-6):
+    """AdamW as Keras defines it (Loshchilov & Hutter's decoupled decay, applied before
+    the bias-corrected Adam step), after clipping to the global norm."""
+    weights = [w.astype(np.float64) for w in weights]
+    m = [np.zeros_like(w) for w in weights]
+    v = [np.zeros_like(w) for w in weights]
+    for t, (grads, lr) in enumerate(zip(gradient_steps, learning_rates), start=1):
+        norm = np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads))
+        grads = [g * clipnorm / max(norm, clipnorm) for g in grads]
+        alpha = lr * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+        for i, g in enumerate(grads):
+            if decayed[i]:
+                weights[i] = weights[i] - weights[i] * weight_decay * lr
+            m[i] = beta_1 * m[i] + (1 - beta_1) * g
+            v[i] = beta_2 * v[i] + (1 - beta_2) * np.square(g)
+            weights[i] = weights[i] - alpha * m[i] / (np.sqrt(v[i]) + epsilon)
+    return weights
+
+
+def adamw_case(seed=4):
+    """A tiny classifier's variables, three steps of random gradients, and the
+    settings of BERT's AdamW (decay 0.1, clipping at 1, linear decay of the rate)."""
+    from keras_bert_app.models import BertClassifier
+
+    keras.utils.set_random_seed(seed)
+    model = BertClassifier(BertEncoder(tiny_config()), num_classes=3)
+    rng = np.random.default_rng(seed)
+    steps = [[rng.normal(0, 0.5, v.shape).astype("float32")
+              for v in model.trainable_variables] for _ in range(3)]
+    return model, steps
+
+
+def run_adamw(model, steps, graph):
+    """Our AdamW's three steps on `model`; in a traced function when `graph`.
+    Returns the learning rates of the steps."""
+    optimizer = create_optimizer(1e-2, num_train_steps=10, weight_decay=0.1)
+    optimizer.build(model.trainable_variables)
+    rates = []
+    for grads in steps:
+        rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+        apply = lambda g: optimizer.apply(g, model.trainable_variables)  # noqa: E731
+        if graph:
+            import tensorflow as tf
+
+            tf.function(apply, autograph=False)(grads)
+        else:
+            apply(grads)
+    return optimizer, rates
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_adamw_matches_the_decoupled_weight_decay_reference(graph):
+    if graph and keras.backend.backend() != "tensorflow":
+        pytest.skip("traced functions here are TensorFlow's")
+    model, steps = adamw_case()
+    before = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    _, rates = run_adamw(model, steps, graph)
+    assert rates == pytest.approx([1e-2, 9e-3, 8e-3])
+    decayed = [not any(re.search(p, v.name) for p in NO_WEIGHT_DECAY)
+               for v in model.trainable_variables]
+    assert any(decayed) and not all(decayed)
+    expected = np_adamw(before, steps, rates, 0.1, 1.0, decayed)
+    for variable, want in zip(model.trainable_variables, expected):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), want,
+                                   rtol=2e-5, atol=2e-6, err_msg=variable.path)
+
+
+def test_without_a_strategy_tensorflow_updates_with_fused_ops_and_the_same_result():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's fused training ops")
+    import tensorflow as tf
+
+    model, steps = adamw_case()
+    optimizer = create_optimizer(1e-2, num_train_steps=10, weight_decay=0.1)
+    optimizer.build(model.trainable_variables)
+    traced = tf.function(lambda g: optimizer.apply(g, model.trainable_variables),
+                         autograph=False).get_concrete_function(
+        [tf.TensorSpec(v.shape, "float32") for v in model.trainable_variables])
+    ops = [op.type for op in traced.graph.get_operations()]
+    assert ops.count("ResourceApplyAdam") == len(model.trainable_variables)
+
+    # Under a strategy Keras' per-replica update runs (no fused op), to the same weights.
+    fused_model, _ = adamw_case()
+    run_adamw(fused_model, steps, graph=True)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        mirrored_model, _ = adamw_case()
+        optimizer = create_optimizer(1e-2, num_train_steps=10, weight_decay=0.1)
+        optimizer.build(mirrored_model.trainable_variables)
+
+    @tf.function(autograph=False)
+    def mirrored_step(grads):
+        strategy.run(lambda g: optimizer.apply(g, mirrored_model.trainable_variables),
+                     args=(grads,))
+
+    graph_ops = [op.type for op in mirrored_step.get_concrete_function(
+        [tf.TensorSpec(v.shape, "float32") for v in mirrored_model.trainable_variables]
+    ).graph.get_operations()]
+    assert "ResourceApplyAdam" not in graph_ops
+    for grads in steps:
+        mirrored_step(grads)
+    for a, b in zip(fused_model.trainable_variables, mirrored_model.trainable_variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
+                                   keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6,
+                                   err_msg=a.path)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from keras_bert_app.training.compilation import (CPU_XLA_MIN_HIDDEN, CPU_XLA_MIN
 from tests.helpers import run_pipeline, write_tiny_pretrained_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Joined, never replaced: under Bazel PYTHONPATH is how the packages are found.
+PYTHONPATH = os.pathsep.join(p for p in [REPO, os.environ.get("PYTHONPATH", "")] if p)
 
 
 def test_the_process_start_is_before_now_and_the_first_run_counts_imports(monkeypatch):
@@ -114,7 +116,7 @@ PROBE = textwrap.dedent("""
 
 @pytest.mark.parametrize("when", ["before_any_op", "after_an_op"])
 def test_the_cache_holds_programs_only_when_set_before_tensorflow_starts(tmp_path, when):
-    env = dict(os.environ, PYTHONPATH=REPO, KERAS_BACKEND="tensorflow")
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, KERAS_BACKEND="tensorflow")
     env.pop("TF_XLA_FLAGS", None)
     out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path), when], env=env,
                          capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -190,7 +192,7 @@ HELP_PROBE = textwrap.dedent("""
 @pytest.mark.parametrize("name", FAST_HELP)
 def test_help_answers_without_importing_tensorflow(name):
     out = subprocess.run([sys.executable, "-c", HELP_PROBE, name], cwd=REPO,
-                         env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+                         env=dict(os.environ, PYTHONPATH=PYTHONPATH), capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "tensorflow imported: False" in out.stdout
