@@ -17,7 +17,10 @@ subtraction per decayed variable. Optimizer variables and checkpoints are unchan
 
 Used only where it is the same computation as Keras': the TensorFlow backend, no
 strategy (under `tf.distribute` each update must run per replica through
-`extended.update`), dense float variables, and neither AMSGrad nor EMA.
+`extended.update`), and neither AMSGrad nor EMA. It reads Keras' private optimizer
+state (`_momentums`, `_velocities`, `_get_variable_index`, `_distribution_strategy`,
+`_use_weight_decay`); tests/training/optimizers_test.py checks the result against a
+NumPy AdamW and that the fused ops are in the graph, so a Keras change fails there.
 """
 
 import tensorflow as tf

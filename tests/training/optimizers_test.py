@@ -198,6 +198,7 @@ def run_adamw(model, steps, graph):
     rates = []
     for grads in steps:
         rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+        grads = [keras.ops.convert_to_tensor(g) for g in grads]  # the backend's tensors
         apply = lambda g: optimizer.apply(g, model.trainable_variables)  # noqa: E731
         if graph:
             import tensorflow as tf
