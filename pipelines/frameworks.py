@@ -18,7 +18,6 @@ Library users are untouched: only `pipelines/` calls this, before its first impo
 of the library.
 """
 
-import importlib
 import importlib.abc
 import json
 import os
@@ -60,18 +59,19 @@ def keras_backend_is_tensorflow():
 
 
 def import_frameworks():
-    """Imports TensorFlow and Keras without the optional packages above; a no-op once
-    TensorFlow is imported (a module already in `sys.modules` would be used anyway,
-    so then nothing is hidden)."""
+    """Imports TensorFlow and Keras without the optional packages above. Nothing is
+    hidden once TensorFlow or one of those packages is imported (a module already in
+    `sys.modules` would be used anyway); a no-op after the first call."""
     hidden = HIDDEN + (HIDDEN_UNDER_TENSORFLOW_BACKEND if keras_backend_is_tensorflow()
                        else ())
-    if "tensorflow" in sys.modules or any(name in sys.modules for name in hidden):
-        importlib.import_module("keras")
-        return
-    finder = _Hidden(hidden)
-    sys.meta_path.insert(0, finder)
+    finder = None
+    if "tensorflow" not in sys.modules and not any(name in sys.modules for name in hidden):
+        finder = _Hidden(hidden)
+        sys.meta_path.insert(0, finder)
     try:
-        importlib.import_module("tensorflow")  # imports Keras and its backend
-        importlib.import_module("keras")
+        import tensorflow  # imports Keras and its backend
+        import keras
+        del tensorflow, keras  # imported for what the pipeline does next
     finally:
-        sys.meta_path.remove(finder)
+        if finder is not None:
+            sys.meta_path.remove(finder)
