@@ -33,6 +33,17 @@ def encoder_batch(batch=3, seq=12, lengths=None, seed=0, vocab=TINY_VOCAB):
             names.INPUT_TYPE_IDS: types * mask}
 
 
+def h5_arrays(path):
+    """`{dataset path: array}` of every array in an HDF5 file (a `.weights.h5`)."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: out.__setitem__(name, np.array(item))
+                     if isinstance(item, h5py.Dataset) else None)
+    return out
+
+
 def np_layer_norm(x, gamma, beta, eps):
     mean = x.mean(-1, keepdims=True)
     var = x.var(-1, keepdims=True)

@@ -14,7 +14,7 @@ from keras_bert_app import names
 from keras_bert_app.model_dir import TaskConfig, save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.text.text_config import TextConfig
-from tests.helpers import encoder_batch, tiny_config
+from tests.helpers import encoder_batch, h5_arrays, tiny_config
 
 
 def write_vocab(path):
@@ -288,15 +288,6 @@ def test_task_directories_round_trip_their_model_and_task(tmp_path, fields, mode
 
 
 
-def h5_datasets(path):
-    """`{dataset path: array}` of an HDF5 file."""
-    found = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: found.__setitem__(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
-    return found
-
-
 def test_a_classifier_directory_holds_float32_weights_alone_from_any_classifier(tmp_path):
     from keras_bert_app.model_dir import (float32_classifier, load_classifier,
                                           save_classifier_dir)
@@ -315,8 +306,8 @@ def test_a_classifier_directory_holds_float32_weights_alone_from_any_classifier(
     plain = float32_classifier(trained)  # what a fine-tuning run ends with: saved as is
     save_classifier_dir(str(tmp_path / "from_trained"), trained, vocab, text, task)
     save_classifier_dir(str(tmp_path / "from_plain"), plain, vocab, text, task)
-    from_trained = h5_datasets(tmp_path / "from_trained" / names.WEIGHTS_FILE)
-    from_plain = h5_datasets(tmp_path / "from_plain" / names.WEIGHTS_FILE)
+    from_trained = h5_arrays(tmp_path / "from_trained" / names.WEIGHTS_FILE)
+    from_plain = h5_arrays(tmp_path / "from_plain" / names.WEIGHTS_FILE)
     assert sorted(from_trained) == sorted(from_plain)
     assert not [k for k in from_trained if "optimizer" in k]
     for key, value in from_trained.items():

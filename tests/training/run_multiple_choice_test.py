@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -31,7 +30,8 @@ from keras_bert_app.training.multiple_choice import (MultipleChoiceRunConfig,
 from keras_bert_app.training.multiple_choice_inputs import (MultipleChoiceData,
                                                             training_model)
 from tests.export.tf_only_check import run_check
-from tests.helpers import SHAKESPEARE_VOCAB, require_shared_data, run_pipeline, tiny_config
+from tests.helpers import (SHAKESPEARE_VOCAB, h5_arrays, require_shared_data, run_pipeline,
+                           tiny_config)
 
 WORDS = ("king queen lord lady night day sword crown heaven earth love death fair foul "
          "good ill sweet sour").split()
@@ -203,14 +203,6 @@ def binomial_tail(n, k, p):
     return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
-def weights(path):
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, v: out.__setitem__(name, np.array(v))
-                     if isinstance(v, h5py.Dataset) else None)
-    return out
-
-
 def test_minilm_learns_squad_multiple_choice_resumes_and_serves(minilm_dir, tmp_path):
     from keras_bert_app.export.multiple_choice import CHOICES, export_multiple_choice
 
@@ -257,11 +249,11 @@ def test_minilm_learns_squad_multiple_choice_resumes_and_serves(minilm_dir, tmp_
     # Resume: the last checkpoint lost, the same training continues from step 24 to
     # the same weights.
     checkpoint = run / "checkpoints" / "ckpt-36.weights.h5"
-    finished = weights(shutil.copy(checkpoint, tmp_path / "finished.weights.h5"))
+    finished = h5_arrays(shutil.copy(checkpoint, tmp_path / "finished.weights.h5"))
     os.remove(checkpoint)
     resumed = run_pipeline("run_multiple_choice", *flags)
     assert "Resuming at step 24 of 36" in resumed.stdout
-    for name, value in weights(checkpoint).items():
+    for name, value in h5_arrays(checkpoint).items():
         np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
 
 

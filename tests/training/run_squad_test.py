@@ -15,7 +15,7 @@ from keras_bert_app import names
 from keras_bert_app.data.squad_data import read_squad
 from keras_bert_app.training.squad_metrics import squad_v1_scores, squad_v2_scores
 from tests.export.tf_only_check import run_check
-from tests.helpers import require_shared_data, run_pipeline
+from tests.helpers import h5_arrays, require_shared_data, run_pipeline
 
 SMALL = ["--max_seq_length=128", "--doc_stride=64", "--max_query_length=32",
          "--train_batch_size=8", "--predict_batch_size=16"]
@@ -40,16 +40,6 @@ def subset(tmp_path, source, paragraphs, name="squad.json"):
 def read(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def weights_of(path):
-    import h5py
-
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, v: out.__setitem__(name, np.array(v))
-                     if isinstance(v, h5py.Dataset) else None)
-    return out
 
 
 def test_trains_predicts_scores_resumes_and_serves_squad_v1_1(pretrained, tmp_path):
@@ -108,12 +98,12 @@ def test_trains_predicts_scores_resumes_and_serves_squad_v1_1(pretrained, tmp_pa
 
     # Resume: the last checkpoint and the final weights lost (a kill after step 20),
     # the same command continues from the newest checkpoint to the same weights.
-    finished = weights_of(run / names.WEIGHTS_FILE)
+    finished = h5_arrays(run / names.WEIGHTS_FILE)
     os.remove(run / "checkpoints" / "ckpt-30.weights.h5")
     os.remove(run / names.WEIGHTS_FILE)
     resumed = run_pipeline("run_squad", *flags)
     assert "Resuming at step 20 of 30" in resumed.stdout
-    for name, value in weights_of(run / names.WEIGHTS_FILE).items():
+    for name, value in h5_arrays(run / names.WEIGHTS_FILE).items():
         np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
 
 
