@@ -6,6 +6,14 @@ import json
 import os
 
 
+def user_cache_dir(*parts):
+    """This package's folder in the user's cache, shared by all runs:
+    `$XDG_CACHE_HOME` (else `~/.cache`) `/keras_bert_app/<parts>`."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                            ".cache")
+    return os.path.join(base, "keras_bert_app", *parts)
+
+
 def model_dir_files(model_dir, *file_names):
     """Paths of `file_names` in `model_dir`; an error naming the first one missing."""
     paths = [os.path.join(os.fspath(model_dir), name) for name in file_names]

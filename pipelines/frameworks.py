@@ -15,7 +15,7 @@ lost is what no pipeline calls: Keras' scikit-learn wrappers, `plot_image_galler
 and TF Lite's JAX conversion.
 
 Library users are untouched: only `pipelines/` calls this, before its first import
-of the library.
+of the library, and the test suite (tests/bazel_main.py, tests/conftest.py).
 """
 
 import importlib.abc

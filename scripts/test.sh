@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# The test suite, as CI runs it:
-#   1. every test on the TensorFlow backend, each file as its own `bazel test` target
-#      (plain pytest where Bazel is not installed, outside CI), then the ten slowest
-#      tests of that run, as `pytest --durations` lists them;
-#   2. the config, layer, model, optimizer and checkpoint tests again under
-#      KERAS_BACKEND=jax and torch (the distributed tests run JAX in their own
-#      processes already).
+# The test suite, as CI runs it: every test file as its own `bazel test` target
+# (plain pytest where Bazel is not installed, outside CI), then the ten slowest tests
+# of that run, as `pytest --durations` lists them. Two of the targets run the config,
+# layer, model, optimizer and checkpoint tests again under KERAS_BACKEND=jax and torch
+# (tests/backends/), beside the others (the distributed tests run JAX in their own
+# processes already).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -14,10 +13,11 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 # The slowest test phases of a `bazel test` run, from the JUnit XML each target's
 # pytest wrote (tests/conftest.py): the properties setup_seconds, call_seconds,
-# teardown_seconds and nodeid of every test case.
+# teardown_seconds and nodeid of every test case, and for the jax and torch suites
+# (tests/backends) the phases of each test they ran (backend_phases).
 slowest_bazel_tests() {
   "$py" - "$1" <<'PY'
-import glob, os, sys
+import glob, json, os, sys
 import xml.etree.ElementTree as ET
 
 logs = sys.argv[1]
@@ -31,6 +31,11 @@ for path in glob.glob(os.path.join(logs, "**", "test.xml"), recursive=True):
     for case in cases:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         nodeid = props.get("nodeid", f"{case.get('classname')}::{case.get('name')}")
+        if "backend_phases" in props:  # tests/backends: a whole pytest run's tests
+            backend = nodeid.rsplit("_under_", 1)[-1]
+            rows += [(seconds, when, f"[{backend}] {inner}", target)
+                     for seconds, when, inner in json.loads(props["backend_phases"])]
+            continue
         for when in ("setup", "call", "teardown"):
             if f"{when}_seconds" in props:
                 rows.append((float(props[f"{when}_seconds"]), when, nodeid, target))
@@ -41,7 +46,7 @@ PY
 }
 
 if command -v bazel >/dev/null 2>&1; then
-  echo "== bazel test //... (tensorflow backend)"
+  echo "== bazel test //... (TensorFlow backend; the jax and torch suites in tests/backends)"
   status=0
   scripts/bazel_test.sh || status=$?
   slowest_bazel_tests "$(pwd)/bazel-testlogs" || true
@@ -56,9 +61,3 @@ else
   KERAS_BACKEND=tensorflow "$py" -m pytest -q --durations=10 tests
 fi
 
-for backend in jax torch; do
-  echo "== pytest config, layers, models, optimizers, checkpoints (KERAS_BACKEND=$backend)"
-  KERAS_BACKEND=$backend "$py" -m pytest -q --durations=10 tests/config_test.py \
-    tests/layers tests/models tests/text/preprocessing_layer_test.py \
-    tests/training/optimizers_test.py tests/training/checkpointing_test.py
-done

@@ -15,7 +15,15 @@ import os
 
 import pytest
 
-from tests.helpers import require_minilm
+from pipelines.frameworks import import_frameworks, keras_backend_is_tensorflow
+
+if keras_backend_is_tensorflow():
+    # Under plain pytest (before any test module imports Keras): TensorFlow and Keras
+    # without JAX, scikit-learn and matplotlib, as the pipelines and Bazel's targets
+    # (tests/bazel_main.py) import them; tests that use those import them as usual.
+    import_frameworks()
+
+from tests.helpers import require_minilm  # noqa: E402 — after the frameworks
 
 
 @pytest.hookimpl(tryfirst=True)

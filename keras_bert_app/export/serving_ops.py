@@ -7,6 +7,8 @@ server would import: each meta graph's `graph_def` and every function of its lib
 
 import contextlib
 import functools
+import glob
+import hashlib
 import json
 import os
 import shutil
@@ -20,9 +22,13 @@ from tensorflow.core.protobuf import saved_model_pb2
 from keras_bert_app.export.tf_serving_ops import (DENIED_OPS, DESCRIPTOR_OPS,
                                                   LOAD_TIME_OPS, LOCAL_DESCRIPTORS,
                                                   TF_TEXT_2_12_1_OPS)
+from keras_bert_app.files import user_cache_dir
 
 GRAPH_DEF = "graph_def"
 _INIT_OP_SIGNATURE = "__saved_model_init_op"
+# Ops every TensorFlow registers: a cached list without them is not a list of TF core ops.
+_SENTINEL_OPS = frozenset({"AddV2", "Const", "MatMul", "StatefulPartitionedCall",
+                           "SaveV2", "RestoreV2"})
 
 # Run in a fresh interpreter: `import tensorflow_text` (done by our package) registers its
 # ops in the op registry of this process, so only a process that imports tensorflow alone
@@ -116,7 +122,13 @@ def saved_model_op_types(export_dir):
 @functools.lru_cache(maxsize=1)
 def core_op_types():
     """Every op type that `import tensorflow` alone registers (TF core), as listed by a
-    child process with this interpreter and environment: a few seconds, once."""
+    child process with this interpreter and environment (~5 s), kept in the user's
+    cache for this TensorFlow installation (`_core_ops_cache_file`): later exports,
+    in any process, read it instead."""
+    cache_file = _core_ops_cache_file()
+    cached = _read_core_ops(cache_file)
+    if cached is not None:
+        return cached
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, "-c", _CORE_OPS_SCRIPT], capture_output=True,
                           text=True, env=env, timeout=600)
@@ -124,7 +136,62 @@ def core_op_types():
     if proc.returncode != 0 or not lines:
         raise RuntimeError("Could not list TF core ops in a tensorflow-only process: "
                            + proc.stderr[-2000:])
-    return frozenset(json.loads(lines[-1][len("CORE_OPS="):]))
+    ops = json.loads(lines[-1][len("CORE_OPS="):])
+    _write_core_ops(cache_file, ops)
+    return frozenset(ops)
+
+
+def _core_ops_cache_file():
+    """`<user cache>/tf_core_ops/<key>.json`, the key a digest of what decides the
+    list: TensorFlow's version and folder, and the size and time of every shared
+    library that `import tensorflow` may load (its own and pluggable devices')."""
+    package = os.path.dirname(os.path.realpath(tf.__file__))
+    libraries = sorted(
+        glob.glob(os.path.join(package, "*.so*")) +
+        glob.glob(os.path.join(package, "python", "*.so*")) +
+        glob.glob(os.path.join(package, "core", "kernels", "*.so*")) +
+        glob.glob(os.path.join(os.path.dirname(package), "tensorflow-plugins", "*.so*")))
+    stats = []
+    for path in libraries:
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        stats.append([path, info.st_size, info.st_mtime_ns])
+    key = json.dumps([tf.__version__, tf.__git_version__, package, stats])
+    return user_cache_dir("tf_core_ops",
+                          hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+
+
+def _read_core_ops(path):
+    """The cached list, or None when absent or not what `_write_core_ops` writes (a
+    damaged file is listed again, never trusted)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    ops = value.get("core_ops")
+    if value.get("tensorflow") != tf.__version__ or not isinstance(ops, list) or \
+            not all(isinstance(op, str) for op in ops) or not _SENTINEL_OPS <= set(ops):
+        return None
+    return frozenset(ops)
+
+
+def _write_core_ops(path, ops):
+    """Writes the list atomically; a cache that cannot be written is skipped (the
+    next export lists the ops again)."""
+    partial = f"{path}.partial-{uuid.uuid4().hex}"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(partial, "w", encoding="utf-8") as f:
+            json.dump({"tensorflow": tf.__version__, "core_ops": sorted(ops)}, f)
+        os.replace(partial, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
 
 
 def check_serving_ops(export_dir, described_as=None):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from keras_bert_app.models.encoder import BertEncoder
+from keras_bert_app.tf_tracing import trace_predict_once
 
 
 class BertTask(keras.Model):
@@ -74,6 +75,8 @@ class BertTask(keras.Model):
 
     def predict(self, x, batch_size=None, **kwargs):
         x, _, _, batch_size = self._text_data(x, batch_size=batch_size)
+        # Dynamically padded batches: one trace, not one per new shape.
+        trace_predict_once(self, x)
         return super().predict(x, batch_size=batch_size, **kwargs)
 
     def default_loss(self):

@@ -30,6 +30,8 @@ import tempfile
 
 import keras
 
+from keras_bert_app.files import user_cache_dir
+
 
 # The measured break-even on a CPU, doubled for margin, and the narrowest model measured.
 CPU_XLA_MIN_STEPS = 100
@@ -111,9 +113,7 @@ def resolve_jit_compile(setting, distribution, cpu_pays=None):
 def default_cache_dir():
     """The compilation cache every run shares by default: `$XDG_CACHE_HOME` (else
     `~/.cache`) `/keras_bert_app/xla`."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                            ".cache")
-    return os.path.join(base, "keras_bert_app", "xla")
+    return user_cache_dir("xla")
 
 
 def _machine_key():

@@ -2,7 +2,9 @@
 files, the network or Python per request; anything else is refused before it is written.
 """
 
+import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -10,6 +12,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from tensorflow.python.framework import op_def_registry
 
+from keras_bert_app.export import serving_ops
 from keras_bert_app.export import (build_preprocessor, check_serving_ops,
                                    checked_export_dir, core_op_types,
                                    export_preprocessing, saved_model_op_types)
@@ -179,6 +182,61 @@ def test_core_op_types_are_what_tensorflow_alone_registers():
     assert {"AddV2", "StatefulPartitionedCall", "SaveV2", "EagerPyFunc"} <= core
     assert all(op_def_registry.get(name) is not None for name in core)
     assert not {name for name in core if name.startswith("TFText>")}
+
+
+def _fake_listing(monkeypatch, ops):
+    """Makes the child process that lists core ops print `ops`; returns its calls."""
+    calls = []
+
+    def run(command, **kwargs):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, "CORE_OPS=" + json.dumps(ops), "")
+
+    monkeypatch.setattr(serving_ops.subprocess, "run", run)
+    return calls
+
+
+def test_the_core_op_list_is_kept_in_the_user_cache_for_this_tensorflow(tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    listed = serving_ops.core_op_types.__wrapped__()  # the real child process
+    cache_file = serving_ops._core_ops_cache_file()
+    assert cache_file.startswith(str(tmp_path / "keras_bert_app" / "tf_core_ops"))
+    with open(cache_file) as f:
+        assert json.load(f) == {"tensorflow": tf.__version__, "core_ops": sorted(listed)}
+    # A later export, in any process, reads it: no child process.
+    calls = _fake_listing(monkeypatch, ["Never"])
+    assert serving_ops.core_op_types.__wrapped__() == listed and not calls
+    # Another TensorFlow installation has a file of its own.
+    monkeypatch.setattr(tf, "__version__", tf.__version__ + ".other")
+    assert serving_ops._core_ops_cache_file() != cache_file
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"tensorflow": "0.0", '
+                                     '"core_ops": ["AddV2"]}', "SAME_VERSION_NO_OPS"])
+def test_a_damaged_or_foreign_cache_file_is_listed_again(tmp_path, monkeypatch, content):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache_file = serving_ops._core_ops_cache_file()
+    os.makedirs(os.path.dirname(cache_file))
+    if content == "SAME_VERSION_NO_OPS":  # right version, but not a core op list
+        content = json.dumps({"tensorflow": tf.__version__, "core_ops": ["MyOp"]})
+    with open(cache_file, "w") as f:
+        f.write(content)
+    ops = sorted(serving_ops._SENTINEL_OPS | {"Listed"})
+    calls = _fake_listing(monkeypatch, ops)
+    assert serving_ops.core_op_types.__wrapped__() == frozenset(ops) and len(calls) == 1
+    with open(cache_file) as f:
+        assert json.load(f)["core_ops"] == ops  # replaced by the new listing
+
+
+def test_an_unwritable_cache_still_gives_the_list(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # no folder can be made in it
+    ops = sorted(serving_ops._SENTINEL_OPS)
+    calls = _fake_listing(monkeypatch, ops)
+    assert serving_ops.core_op_types.__wrapped__() == frozenset(ops)
+    assert serving_ops.core_op_types.__wrapped__() == frozenset(ops) and len(calls) == 2
 
 
 def test_missing_saved_model_is_a_clear_error(tmp_path):

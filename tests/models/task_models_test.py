@@ -53,6 +53,34 @@ def test_one_class_is_regression_with_mean_squared_error():
     assert "mean_absolute_error" in result
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="tf.data datasets and tf.function traces are TensorFlow's")
+def test_predict_traces_once_for_batches_of_every_shape_a_dataset_yields():
+    import tensorflow as tf
+
+    model = BertClassifier(make_encoder(), num_classes=2)
+    traces = []
+    predict_step = model.predict_step
+
+    def counted(data):
+        traces.append(data)
+        return predict_step(data)
+
+    model.predict_step = counted
+    # Dynamically padded batches: lengths 5, 8, 6 and a last, smaller batch.
+    batches = [encoder_batch(batch=b, seq=s, lengths=[min(s, 4)] * b, seed=s)
+               for b, s in ((4, 5), (4, 8), (3, 6))]
+    dataset = tf.data.Dataset.from_tensors(batches[0])
+    for batch in batches[1:]:
+        dataset = dataset.concatenate(tf.data.Dataset.from_tensors(batch))
+    outputs = model.predict(dataset, verbose=0)
+    assert len(traces) == 1, "Keras traced its predict function once per new shape"
+    np.testing.assert_allclose(
+        outputs, np.concatenate([to_numpy(model(b)) for b in batches]), atol=1e-5)
+    model.predict(dataset, verbose=0)  # a second prediction reuses the trace
+    assert len(traces) == 1
+
+
 @pytest.mark.parametrize("num_classes", [0, -1, 2.5, True])
 def test_classifier_rejects_a_bad_class_count(num_classes):
     with pytest.raises(ValueError, match="num_classes"):

@@ -1,0 +1,52 @@
+"""The tests that run again under Keras' other backends: configs, layers, models, the
+text preprocessing layer, optimizers and checkpoints (the distributed tests start
+JAX in their own processes already). Each backend's suite is one pytest run in a
+child process, since Keras picks its backend once, at import; under `bazel test` it
+is a target of its own (tests/backends/jax_test.py, torch_test.py), run beside the
+others rather than after them. The child's per-test timings go into the target's
+JUnit report (the `backend_phases` property), where scripts/test.sh finds them."""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FILES = ("tests/config_test.py", "tests/layers", "tests/models",
+         "tests/text/preprocessing_layer_test.py", "tests/training/optimizers_test.py",
+         "tests/training/checkpointing_test.py")
+PHASES = ("setup", "call", "teardown")
+
+
+def run_suite(backend, work_dir, record_property, timeout_s=1800):
+    """Runs FILES under `KERAS_BACKEND=backend`; fails with pytest's report unless
+    every test passed or was skipped. Records `[seconds, phase, nodeid]` of every
+    test phase as the `backend_phases` property."""
+    report = os.path.join(work_dir, f"{backend}.xml")
+    env = dict(os.environ, KERAS_BACKEND=backend,
+               # Joined, never replaced: under Bazel PYTHONPATH is how packages are found.
+               PYTHONPATH=os.pathsep.join(
+                   p for p in [REPO, os.environ.get("PYTHONPATH", "")] if p))
+    env.pop("XML_OUTPUT_FILE", None)  # Bazel's report is the outer test's
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         f"--junitxml={report}", *FILES], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=timeout_s)
+    assert proc.returncode == 0, (f"KERAS_BACKEND={backend} pytest exited with "
+                                  f"{proc.returncode}:\n{proc.stdout[-8000:]}\n"
+                                  f"{proc.stderr[-3000:]}")
+    assert " passed" in proc.stdout.splitlines()[-1], proc.stdout[-2000:]
+    record_property("backend_phases", json.dumps(phases(report)))
+
+
+def phases(report):
+    """`[seconds, phase, nodeid]` of each test phase in a JUnit report written with
+    tests/conftest.py's properties."""
+    rows = []
+    for case in ET.parse(report).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        for when in PHASES:
+            if f"{when}_seconds" in props:
+                rows.append([float(props[f"{when}_seconds"]), when, props.get("nodeid")])
+    return rows
