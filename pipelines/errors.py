@@ -4,8 +4,10 @@ any other exception — still show their traceback.)"""
 
 import atexit
 import errno
+import inspect
 import multiprocessing
 import os
+import runpy
 import sys
 import threading
 
@@ -61,19 +63,38 @@ def run(main, flags_parser=None):
         else:
             app.run(guarded, flags_parser=flags_parser)
     except SystemExit as done:
-        main_module = sys.modules.get("__main__")
-        if main_module is not None and main.__globals__ is vars(main_module):
+        if _is_the_program(main):
             _leave(done.code)  # the process is this pipeline (python -m pipelines.…)
-        raise  # run from another program (runpy, a notebook): it goes on
+        raise  # run from another program (runpy, pdb, a notebook): it goes on
+
+
+def _is_the_program(main):
+    """Whether the process is this pipeline: started by `python -m pipelines.NAME`
+    (the outermost frame is runpy's `_run_module_as_main`) or `python FILE`, `python -c`
+    (the outermost frame is `main`'s module), not by another program that runs it
+    (`runpy.run_module`/`run_path` from a script, `pdb -m`, a notebook)."""
+    frame = inspect.currentframe()
+    while frame.f_back is not None:
+        frame = frame.f_back
+    if frame.f_globals is main.__globals__:
+        return True
+    main_module = sys.modules.get("__main__")
+    # runpy's private entry point for -m, stable since Python 2.7; pinned by
+    # tests/pipelines/errors_test.py.
+    return (frame.f_code is runpy._run_module_as_main.__code__ and
+            main_module is not None and main.__globals__ is vars(main_module))
 
 
 def _leave(code):
     """Ends the process as the interpreter would (exit handlers run, output flushed),
     but without tearing the interpreter down: freeing TensorFlow's objects one by one
     took 0.8 s after the last line of a fine-tuning run (of 21 s), the OS frees them
-    at once. Where peers may still talk to this process (a `TF_CONFIG` cluster) or
-    child processes run, the normal exit is kept."""
-    if os.environ.get("TF_CONFIG") or multiprocessing.active_children():
+    at once. Where peers may still talk to this process (a `TF_CONFIG` cluster), or
+    child processes or other non-daemon threads run (Python's exit would wait for
+    them, after waking idle `concurrent.futures` workers), the normal exit is kept."""
+    others = [t for t in threading.enumerate()
+              if t is not threading.current_thread() and not t.daemon]
+    if os.environ.get("TF_CONFIG") or multiprocessing.active_children() or others:
         return
     if code is None:
         status = 0
@@ -82,9 +103,6 @@ def _leave(code):
     else:  # sys.exit("message"): printed, status 1, as Python does
         print(code, file=sys.stderr)
         status = 1
-    for thread in threading.enumerate():  # as Python waits for them before exiting
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
     # Private but stable since Python 2: what `Py_FinalizeEx` runs before teardown
     # (logging's flush, h5py's, multiprocessing's); pinned by
     # tests/pipelines/errors_test.py.

@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import uuid
 
 import tensorflow as tf
@@ -150,7 +152,8 @@ def _core_ops_cache_file():
         glob.glob(os.path.join(package, "*.so*")) +
         glob.glob(os.path.join(package, "python", "*.so*")) +
         glob.glob(os.path.join(package, "core", "kernels", "*.so*")) +
-        glob.glob(os.path.join(os.path.dirname(package), "tensorflow-plugins", "*.so*")))
+        [path for folder in _site_folders()
+         for path in glob.glob(os.path.join(folder, "tensorflow-plugins", "*.so*"))])
     stats = []
     for path in libraries:
         try:
@@ -158,9 +161,24 @@ def _core_ops_cache_file():
         except OSError:
             continue
         stats.append([path, info.st_size, info.st_mtime_ns])
-    key = json.dumps([tf.__version__, tf.__git_version__, package, stats])
+    key = json.dumps([tf.__version__, tf.__git_version__, package, stats,
+                      os.environ.get("TF_PLUGGABLE_DEVICE_LIBRARY_PATH", "")])
     return user_cache_dir("tf_core_ops",
                           hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+
+
+def _site_folders():
+    """The folders whose `tensorflow-plugins` `import tensorflow` loads: the user's
+    site, site-packages on the path, and every install scheme's purelib/platlib (as
+    tensorflow/__init__.py lists them)."""
+    folders = [site.USER_SITE] if site.ENABLE_USER_SITE and site.USER_SITE else []
+    folders += [p for p in sys.path if "site-packages" in p]
+    folders += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    for scheme in sysconfig.get_scheme_names():
+        for name in ("purelib", "platlib"):
+            with contextlib.suppress(KeyError):
+                folders.append(sysconfig.get_path(name, scheme))
+    return sorted({f for f in folders if f})
 
 
 def _read_core_ops(path):

@@ -70,8 +70,11 @@ _PIECE_COUNTERS = weakref.WeakKeyDictionary()
 def _piece_counts(tokenizer):
     """A function of string `[n]` to the word pieces of each, traced once."""
     if tokenizer not in _PIECE_COUNTERS:
+        # A weak reference: a function holding the tokenizer, its own key, would keep
+        # both alive for the whole process.
+        ref = weakref.ref(tokenizer)
         _PIECE_COUNTERS[tokenizer] = tf.function(
-            lambda t: tokenizer.tokenize_pieces(t).row_lengths(), autograph=False,
+            lambda t: ref().tokenize_pieces(t).row_lengths(), autograph=False,
             input_signature=[tf.TensorSpec([None], tf.string)])
     return _PIECE_COUNTERS[tokenizer]
 

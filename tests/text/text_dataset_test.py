@@ -88,5 +88,18 @@ def test_pairs_and_input_checks():
     assert not is_text_input(np.zeros([2, 3]))
 
 
+def test_the_length_pass_keeps_no_tokenizer_alive():
+    import gc
+    import weakref
+
+    p = preprocessor()
+    assert token_lengths(p, (tf.constant(["the king", "a lord of the night"]),)).tolist() \
+        == token_lengths(p, (tf.constant(["the king", "a lord of the night"]),)).tolist()
+    tokenizer = weakref.ref(p.tokenizer)
+    del p
+    gc.collect()
+    assert tokenizer() is None  # its traced length function let it go
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
