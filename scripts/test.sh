@@ -17,28 +17,19 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 # (tests/backends) the phases of each test they ran (backend_phases).
 slowest_bazel_tests() {
   "$py" - "$1" <<'PY'
-import glob, json, os, sys
+import glob, os, sys
 import xml.etree.ElementTree as ET
+
+from tests.backends.suite import phases  # the repository root is the working folder
 
 logs = sys.argv[1]
 rows = []
 for path in glob.glob(os.path.join(logs, "**", "test.xml"), recursive=True):
     target = "//:" + os.path.relpath(os.path.dirname(path), logs)
     try:
-        cases = ET.parse(path).getroot().iter("testcase")
+        rows += [(seconds, when, nodeid, target) for seconds, when, nodeid in phases(path)]
     except ET.ParseError:
         continue
-    for case in cases:
-        props = {p.get("name"): p.get("value") for p in case.iter("property")}
-        nodeid = props.get("nodeid", f"{case.get('classname')}::{case.get('name')}")
-        if "backend_phases" in props:  # tests/backends: a whole pytest run's tests
-            backend = nodeid.rsplit("_under_", 1)[-1]
-            rows += [(seconds, when, f"[{backend}] {inner}", target)
-                     for seconds, when, inner in json.loads(props["backend_phases"])]
-            continue
-        for when in ("setup", "call", "teardown"):
-            if f"{when}_seconds" in props:
-                rows.append((float(props[f"{when}_seconds"]), when, nodeid, target))
 print(f"== slowest 10 tests of the bazel run ({len(rows)} test phases in the XML)")
 for seconds, when, nodeid, target in sorted(rows, reverse=True)[:10]:
     print(f"{seconds:.2f}s {when:<8} {nodeid}  ({target})")

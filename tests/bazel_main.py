@@ -1,7 +1,7 @@
 """The main of every `py_test` target (BUILD): runs the test file named first in the
 arguments as a script, as `python <file>` would (its footer calls pytest.main), after
 importing TensorFlow and Keras as the pipelines do, without the JAX, scikit-learn and
-matplotlib that Keras' import pulls in (pipelines/frameworks.py): measured 1.2-2.2 s
+matplotlib that Keras' import pulls in (pipelines/frameworks.py): measured 1.2-2.4 s
 of each target's start-up on the 2-core machine, for ~95 targets. The test file's own
 imports come after, so this has to run before them: conftest.py is imported later."""
 

@@ -12,10 +12,8 @@ import hashlib
 import json
 import os
 import shutil
-import site
 import subprocess
 import sys
-import sysconfig
 import uuid
 
 import tensorflow as tf
@@ -146,13 +144,19 @@ def core_op_types():
 def _core_ops_cache_file():
     """`<user cache>/tf_core_ops/<key>.json`, the key a digest of what decides the
     list: TensorFlow's version and folder, and the size and time of every shared
-    library that `import tensorflow` may load (its own and pluggable devices')."""
+    library that `import tensorflow` may load (its own and pluggable devices'); None
+    when that cannot be told."""
     package = os.path.dirname(os.path.realpath(tf.__file__))
+    # The folders whose `tensorflow-plugins` libraries `import tensorflow` loaded, as
+    # TensorFlow itself listed them (private; pinned by tests/export/serving_ops_test.py).
+    site_folders = getattr(tf, "_site_packages_dirs", None)
+    if not isinstance(site_folders, list):
+        return None  # no key for what TensorFlow loaded: list the ops every time
     libraries = sorted(
         glob.glob(os.path.join(package, "*.so*")) +
         glob.glob(os.path.join(package, "python", "*.so*")) +
         glob.glob(os.path.join(package, "core", "kernels", "*.so*")) +
-        [path for folder in _site_folders()
+        [path for folder in site_folders
          for path in glob.glob(os.path.join(folder, "tensorflow-plugins", "*.so*"))])
     stats = []
     for path in libraries:
@@ -167,23 +171,11 @@ def _core_ops_cache_file():
                           hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
 
-def _site_folders():
-    """The folders whose `tensorflow-plugins` `import tensorflow` loads: the user's
-    site, site-packages on the path, and every install scheme's purelib/platlib (as
-    tensorflow/__init__.py lists them)."""
-    folders = [site.USER_SITE] if site.ENABLE_USER_SITE and site.USER_SITE else []
-    folders += [p for p in sys.path if "site-packages" in p]
-    folders += site.getsitepackages() if hasattr(site, "getsitepackages") else []
-    for scheme in sysconfig.get_scheme_names():
-        for name in ("purelib", "platlib"):
-            with contextlib.suppress(KeyError):
-                folders.append(sysconfig.get_path(name, scheme))
-    return sorted({f for f in folders if f})
-
-
 def _read_core_ops(path):
     """The cached list, or None when absent or not what `_write_core_ops` writes (a
     damaged file is listed again, never trusted)."""
+    if path is None:
+        return None
     try:
         with open(path, encoding="utf-8") as f:
             value = json.load(f)
@@ -201,6 +193,8 @@ def _read_core_ops(path):
 def _write_core_ops(path, ops):
     """Writes the list atomically; a cache that cannot be written is skipped (the
     next export lists the ops again)."""
+    if path is None:
+        return
     partial = f"{path}.partial-{uuid.uuid4().hex}"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -42,11 +42,18 @@ def run_suite(backend, work_dir, record_property, timeout_s=1800):
 
 def phases(report):
     """`[seconds, phase, nodeid]` of each test phase in a JUnit report written with
-    tests/conftest.py's properties."""
+    tests/conftest.py's properties; a backend suite's test stands for the tests it
+    ran (`backend_phases`), named `[jax] <nodeid>`. scripts/test.sh reads Bazel's
+    reports with it."""
     rows = []
     for case in ET.parse(report).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
-        for when in PHASES:
-            if f"{when}_seconds" in props:
-                rows.append([float(props[f"{when}_seconds"]), when, props.get("nodeid")])
+        nodeid = props.get("nodeid", f"{case.get('classname')}::{case.get('name')}")
+        if "backend_phases" in props:
+            backend = nodeid.rsplit("_under_", 1)[-1]
+            rows += [[seconds, when, f"[{backend}] {inner}"]
+                     for seconds, when, inner in json.loads(props["backend_phases"])]
+            continue
+        rows += [[float(props[f"{when}_seconds"]), when, nodeid]
+                 for when in PHASES if f"{when}_seconds" in props]
     return rows

@@ -210,6 +210,13 @@ def test_the_core_op_list_is_kept_in_the_user_cache_for_this_tensorflow(tmp_path
     # Another TensorFlow installation has a file of its own.
     monkeypatch.setattr(tf, "__version__", tf.__version__ + ".other")
     assert serving_ops._core_ops_cache_file() != cache_file
+    # The key reads TensorFlow's own list of plugin folders; without it, no cache.
+    assert isinstance(tf._site_packages_dirs, list) and tf._site_packages_dirs
+    monkeypatch.delattr(tf, "_site_packages_dirs")
+    assert serving_ops._core_ops_cache_file() is None
+    calls = _fake_listing(monkeypatch, sorted(serving_ops._SENTINEL_OPS))
+    assert serving_ops.core_op_types.__wrapped__() == serving_ops._SENTINEL_OPS
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize("content", ["not json", "[]", '{"tensorflow": "0.0", '
