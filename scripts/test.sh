@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test suite, as CI runs it: every test file as its own `bazel test` target
+# The test suite, as CI runs it: every test file in a `bazel test` target (the long ones
+# alone, a folder's quick ones in one target: BUILD's TEST_GROUPS)
 # (plain pytest where Bazel is not installed, outside CI), then the ten slowest tests
 # of that run, as `pytest --durations` lists them. Two of the targets run the config,
 # layer, model, optimizer and checkpoint tests again under KERAS_BACKEND=jax and torch

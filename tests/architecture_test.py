@@ -28,6 +28,7 @@ PACKAGES = build_dict("KBA_PACKAGES")
 PIPELINES = build_dict("PIPELINES")
 PIPELINE_HELPERS = build_dict("PIPELINE_HELPERS")
 TESTS = build_dict("TESTS")
+TEST_GROUPS = build_dict("TEST_GROUPS")
 LIBRARIES = {**MODULES, **PACKAGES}
 
 
@@ -125,6 +126,18 @@ def test_every_test_file_is_a_bazel_target_that_runs_its_tests():
             tail = f.read().rsplit('if __name__ == "__main__":', 1)
         assert len(tail) == 2 and "sys.exit(pytest.main([__file__" in tail[1], (
             f"{path} does not run its tests when Bazel executes it")
+
+
+def test_a_grouped_test_file_is_in_one_group_of_its_own_folder():
+    """A file in two groups would run twice; in none, it runs alone (BUILD). A group
+    holds one folder's files, and its name is not a file's target name."""
+    grouped = [src for srcs in TEST_GROUPS.values() for src in srcs]
+    assert len(grouped) == len(set(grouped)), "a test file is in two groups"
+    assert set(grouped) <= set(TESTS), set(grouped) - set(TESTS)
+    alone = {src[len("tests/"):-len(".py")].replace("/", "_") for src in TESTS}
+    for name, srcs in TEST_GROUPS.items():
+        assert name.endswith("_test") and name not in alone, name
+        assert len({os.path.dirname(src) for src in srcs}) == 1, (name, srcs)
 
 
 def test_the_check_catches_a_wrong_way_import(tmp_path):

@@ -1,9 +1,12 @@
-"""The main of every `py_test` target (BUILD): runs the test file named first in the
-arguments as a script, as `python <file>` would (its footer calls pytest.main), after
-importing TensorFlow and Keras as the pipelines do, without the JAX, scikit-learn and
-matplotlib that Keras' import pulls in (pipelines/frameworks.py): measured 1.2-2.4 s
-of each target's start-up on the 2-core machine, for ~95 targets. The test file's own
-imports come after, so this has to run before them: conftest.py is imported later."""
+"""The main of every `py_test` target (BUILD). Its arguments are the target's test
+files, then any `--test_arg`s. One file runs as a script, as `python <file>` would
+(its footer calls pytest.main); several (a group of BUILD's TEST_GROUPS) run in one
+pytest session, the `--test_arg`s passed on (`-k NAME` picks tests). Either way
+TensorFlow and Keras are imported first, as the pipelines import them: without the
+JAX, scikit-learn and matplotlib that Keras' import pulls in (pipelines/frameworks.py),
+measured 1.2-2.4 s of each target's start-up on the 2-core machine. The test files'
+own imports come after, so this has to run before them: conftest.py is imported
+later."""
 
 import os
 import runpy
@@ -17,13 +20,28 @@ if __name__ == "__main__":
 from pipelines.frameworks import import_frameworks, keras_backend_is_tensorflow  # noqa: E402
 
 
+def split_arguments(argv):
+    """`(files, other arguments)`: the leading `*_test.py` arguments, then the rest."""
+    count = 0
+    while count < len(argv) and argv[count].endswith("_test.py"):
+        count += 1
+    if not count:
+        raise SystemExit(f"tests/bazel_main.py: no test file in {argv}")
+    return [os.path.abspath(f) for f in argv[:count]], argv[count:]
+
+
 def main():
-    path = os.path.abspath(sys.argv[1])
-    sys.argv = [path] + sys.argv[2:]
-    sys.path.insert(0, os.path.dirname(path))  # as for `python <file>`
+    files, rest = split_arguments(sys.argv[1:])
     if keras_backend_is_tensorflow():
         import_frameworks()
-    runpy.run_path(path, run_name="__main__")
+    if len(files) == 1:
+        sys.argv = files + rest
+        sys.path.insert(0, os.path.dirname(files[0]))  # as for `python <file>`
+        runpy.run_path(files[0], run_name="__main__")
+        return
+    import pytest
+
+    sys.exit(pytest.main(["-q", *rest, *files]))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Suite-wide pytest set-up: the expensive things several tests read, made once per
 pytest session, and the per-test timings CI prints.
 
-Fixtures here are session-scoped: under `bazel test` a session is one test file (each
-file is its own target), under plain `pytest tests` it is the whole suite, so a
-directory is converted or a model fine-tuned once however the suite is run.
+Fixtures here are session-scoped: under `bazel test` a session is a target's test
+files (one file, or a folder's quick files: BUILD's TEST_GROUPS), under plain `pytest
+tests` it is the whole suite, so a directory is converted or a model fine-tuned once
+however the suite is run.
 
 Timings: under `bazel test` (which sets $XML_OUTPUT_FILE) every pytest run writes
 its JUnit XML report there, Bazel keeps it as the target's test.xml, and each test

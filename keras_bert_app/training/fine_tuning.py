@@ -144,15 +144,19 @@ def train_and_keep_best(config, data, model, dataset, manager, distribution, sch
                      model_dir=config.model_dir, distribution=distribution,
                      verbose=config.verbose, callbacks=callbacks,
                      compilation=compilation)
+    best = best_record(manager) if config.do_eval else None
     if evaluated is not None and evaluated.copy is not None:
         # The copy the evaluations used: built and traced already (a second copy
         # would cost a model build and its prediction traces again).
         final = evaluated.copy
+        if best is not None and best["step"] == evaluated.saved_step == evaluated.copy_step:
+            # It still holds the weights it wrote as the best (the usual end: the last
+            # evaluation is the best): reading them back would change nothing.
+            return final
         final.set_weights([np.asarray(w) for w in model.get_weights()])
     else:
         final = data.classifier_copy(model)
-    best = best_record(manager)
-    if config.do_eval and best is not None:
+    if best is not None:
         final.load_weights(best_weights(manager, best))
     return final
 
@@ -167,6 +171,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.config, self.data, self.manager = config, data, manager
         self.schedule, self.chief = schedule, chief
         self.copy = None  # built once: its prediction functions are traced once
+        self.copy_step = None  # the step whose weights the copy holds
+        self.saved_step = None  # the step of the best weights this process saved
 
     def on_epoch_end(self, epoch, logs=None):
         step = min((epoch + 1) * self.schedule.log_steps, self.schedule.num_steps)
@@ -176,6 +182,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.copy = self.data.classifier_copy(self.model)
         else:
             self.copy.set_weights([np.asarray(w) for w in self.model.get_weights()])
+        self.copy_step = step
         results = evaluate(self.config, self.data, self.copy, step, self.chief)
         if not self.chief:
             return
@@ -191,6 +198,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             with removed_on_failure(partial):
                 self.copy.save_weights(partial)
             os.replace(partial, os.path.join(directory, name))
+            self.saved_step = step
             write_json(os.path.join(directory, BEST_RECORD),
                        {"step": step, "metric": metric, "results": results,
                         "weights": name})

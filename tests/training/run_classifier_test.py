@@ -109,13 +109,14 @@ def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_
     assert changed.returncode == 2 and "num_train_steps=8 (now 12)" in changed.stderr
 
 
-def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
-        pretrained, tmp_path, monkeypatch):
+def run_with_scripted_accuracy(pretrained, tmp_path, monkeypatch, accuracies):
+    """A 6-step run evaluated at steps 2, 4 and 6, whose evaluations score
+    `accuracies`: `(results, model directory, evaluated steps)`."""
     from keras_bert_app.training import fine_tuning
     from keras_bert_app.training.classification import ClassifierRunConfig, run_classifier
 
     train, dev, _ = sentiment_files(tmp_path)
-    scripted = iter([0.5, 0.9, 0.7])  # the evaluations at steps 2, 4 and 6
+    scripted = iter(accuracies)
     evaluated = []
 
     def fake_evaluate(config, data, classifier, step, chief=True):
@@ -129,6 +130,13 @@ def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
         eval_file=dev, text_a_column="sentence", label_column="label", do_train=True,
         do_eval=True, num_train_steps=6, save_checkpoints_steps=2, train_batch_size=4,
         max_seq_length=16, keep_checkpoint_max=5, verbose=0))
+    return results, model_dir, evaluated
+
+
+def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
+        pretrained, tmp_path, monkeypatch):
+    results, model_dir, evaluated = run_with_scripted_accuracy(
+        pretrained, tmp_path, monkeypatch, [0.5, 0.9, 0.7])
     assert evaluated == [2, 4, 6]
     assert (results["accuracy"], results["best_step"], results["global_step"]) == (0.9, 4, 6)
     best = os.listdir(model_dir / "checkpoints" / "best")
@@ -141,6 +149,25 @@ def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
     shared = [n for n in final if n in last]
     assert len(shared) == len(final)  # the same layout: what differs is the step
     assert any(not np.array_equal(final[n], last[n]) for n in shared)
+
+
+def test_when_the_last_evaluation_is_the_best_its_weights_are_not_read_back(
+        pretrained, tmp_path, monkeypatch):
+    from keras_bert_app.training import fine_tuning
+
+    def not_read(manager, best):
+        raise AssertionError(f"the best weights of step {best['step']} were read back")
+
+    monkeypatch.setattr(fine_tuning, "best_weights", not_read)
+    results, model_dir, _ = run_with_scripted_accuracy(  # the last is the best
+        pretrained, tmp_path, monkeypatch, [0.5, 0.7, 0.9])
+    assert (results["accuracy"], results["best_step"]) == (0.9, 6)
+    # The model directory still ends as the best file (here: the last step's weights).
+    final = read_weights(model_dir / names.WEIGHTS_FILE)
+    best = read_weights(model_dir / "checkpoints" / "best" / "best-6.weights.h5")
+    assert final.keys() == best.keys()
+    for name, value in best.items():
+        np.testing.assert_array_equal(final[name], value, err_msg=name)
 
 
 def read_weights(path):
