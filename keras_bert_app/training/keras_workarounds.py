@@ -1,4 +1,5 @@
-"""Workarounds for Keras' TensorFlow trainer (keras 3.15) under `tf.distribute`.
+"""Workarounds for Keras' TensorFlow trainer (keras 3.15): under `tf.distribute`, and
+a second trace of the train step (`build_before_fit`).
 
 They live in `training/`, not `models/`, so that the models stay backend-agnostic: the
 training side calls `prepare_for_distribution(model, distribution)` before `fit`.
@@ -7,7 +8,7 @@ trainer's methods, which Keras calls through `self`), so the model's class and i
 saved config are untouched: a `.keras` file still loads as the same class, without
 the workarounds.
 
-Both rely on private Keras behaviour; tests/training/keras_workarounds_test.py pins it
+All rely on private Keras behaviour; tests/training/keras_workarounds_test.py pins it
 and checks that each workaround is still needed, so a Keras upgrade fails loudly.
 """
 
@@ -80,6 +81,32 @@ def _skip_symbolic_build_when_built(model, original):
         original(iterator=iterator, data_batch=data_batch)
 
     return _maybe_symbolic_build
+
+
+def build_before_fit(model, dataset):
+    """Builds, from `dataset.element_spec`, what `model.fit` would otherwise build
+    inside the trace of its first train step: the compiled loss (a multi-output loss
+    adds a `Mean` tracker per output), the compiled metrics and the optimizer. Keras'
+    trainer does so itself only under a non-default `tf.distribute` strategy. A
+    variable created inside a trace makes TensorFlow trace the whole step again (a
+    `tf.function` creates variables in its first trace only, then retraces without):
+    SQuAD's two-output loss cost every run a second trace of its train step.
+
+    A no-op off TensorFlow, when the model runs eagerly, when everything is built
+    already, and for a dataset without an `element_spec`."""
+    if keras.backend.backend() != "tensorflow" or model.run_eagerly:
+        return
+    pending = [getattr(model, "_compile_metrics", None),
+               getattr(model, "_compile_loss", None), model.optimizer]
+    if model.built and all(p is None or p.built for p in pending):
+        return
+    spec = getattr(dataset, "element_spec", None)
+    if spec is None:
+        return
+    # Keras' own build from a batch's shapes and dtypes (private; pinned by
+    # tests/training/keras_workarounds_test.py), given the specs as the batch.
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=spec)
 
 
 def _with_reducible_logs(model, original):

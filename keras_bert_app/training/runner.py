@@ -54,6 +54,7 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     # training steps alone), then the task's callbacks (evaluation, best weights),
     # then the checkpoint — a kill during an evaluation resumes from the checkpoint
     # before it and evaluates again, instead of skipping an evaluated step.
+    from keras_bert_app.training.keras_workarounds import build_before_fit
     from keras_bert_app.training.startup import FirstStepLog
 
     run = [run_callbacks.StepLimit(num_train_steps, log_steps)]
@@ -68,6 +69,7 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
         run_callbacks.PeriodicCheckpoint(manager, save_checkpoints_steps,
                                          num_train_steps, log_steps,
                                          enabled=distribution.is_chief)]
+    build_before_fit(model, dataset)  # one trace of the train step, not two
     with errors_named or contextlib.nullcontext():
         model.fit(dataset, epochs=math.ceil(num_train_steps / log_steps),
                   initial_epoch=start_step // log_steps, steps_per_epoch=log_steps,
