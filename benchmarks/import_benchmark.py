@@ -90,7 +90,7 @@ def main():
             os.environ["PYTHONPATH"] = os.pathsep.join(
                 p for p in [folder, REPO, base_path] if p)
             for row, snippet in SNIPPETS.items():
-                log = os.path.join(work, f"{len(samples)}_{repeat}.log")
+                log = os.path.join(work, f"{len(runs.noise)}.log")  # one per run
                 seconds = runs.run([sys.executable, "-c", CHILD.format(snippet=snippet)],
                                    log)
                 imported, versions = read_child(log)
@@ -98,7 +98,10 @@ def main():
                 entry["import"].append(imported)
                 entry["process"].append(seconds)
                 entry["versions"] = versions
-    os.environ["PYTHONPATH"] = base_path
+    if base_path:
+        os.environ["PYTHONPATH"] = base_path
+    else:
+        os.environ.pop("PYTHONPATH")
 
     print(f"\nImports in fresh processes, {flags.repeats} repeats (median, min-max "
           f"seconds); load now {load()}")

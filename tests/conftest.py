@@ -2,7 +2,7 @@
 pytest session, and the per-test timings CI prints.
 
 Fixtures here are session-scoped: under `bazel test` a session is a target's test
-files (one file, or a folder's quick files: BUILD's TEST_GROUPS), under plain `pytest
+files (one file, or a folder's shorter files: BUILD's TEST_GROUPS), under plain `pytest
 tests` it is the whole suite, so a directory is converted or a model fine-tuned once
 however the suite is run.
 

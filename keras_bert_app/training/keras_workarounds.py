@@ -84,25 +84,31 @@ def _skip_symbolic_build_when_built(model, original):
 
 
 def build_before_fit(model, dataset):
-    """Builds, from `dataset.element_spec`, what `model.fit` would otherwise build
-    inside the trace of its first train step: the compiled loss (a multi-output loss
-    adds a `Mean` tracker per output), the compiled metrics and the optimizer. Keras'
-    trainer does so itself only under a non-default `tf.distribute` strategy. A
-    variable created inside a trace makes TensorFlow trace the whole step again (a
-    `tf.function` creates variables in its first trace only, then retraces without):
-    SQuAD's two-output loss cost every run a second trace of its train step.
+    """Builds a multi-output model's compiled loss (with its compiled metrics and
+    optimizer) from `dataset.element_spec` before `model.fit`. Keras' trainer does so
+    itself only under a non-default `tf.distribute` strategy; otherwise the compiled
+    loss is built inside the trace of the first train step, where a loss over more
+    than one output adds a `Mean` tracker per output. A variable created inside a
+    trace makes TensorFlow trace the whole step again (a `tf.function` creates
+    variables in its first trace only, then retraces without): SQuAD's two-output
+    loss cost every run a second trace of its train step.
 
-    A no-op off TensorFlow, when the model runs eagerly, when everything is built
-    already, and for a dataset without an `element_spec`."""
+    A no-op elsewhere, where the build would only add a symbolic pass over the model:
+    off TensorFlow, when the model runs eagerly, for a single output (its loss adds
+    no variable), when the loss is built already, and for a dataset without an
+    `element_spec` of plain tensors."""
     if keras.backend.backend() != "tensorflow" or model.run_eagerly:
         return
-    pending = [getattr(model, "_compile_metrics", None),
-               getattr(model, "_compile_loss", None), model.optimizer]
-    if model.built and all(p is None or p.built for p in pending):
+    import tensorflow as tf  # only on the TensorFlow backend
+
+    compile_loss = getattr(model, "_compile_loss", None)
+    outputs = getattr(model, "outputs", None) or []
+    if compile_loss is None or compile_loss.built or len(outputs) < 2:
         return
     spec = getattr(dataset, "element_spec", None)
-    if spec is None:
-        return
+    if spec is None or not all(isinstance(s, tf.TensorSpec)
+                               for s in tf.nest.flatten(spec)):
+        return  # a ragged or sparse input: left to Keras, which would densify it
     # Keras' own build from a batch's shapes and dtypes (private; pinned by
     # tests/training/keras_workarounds_test.py), given the specs as the batch.
     with model.distribute_strategy.scope():

@@ -152,6 +152,17 @@ def test_a_two_output_loss_built_before_fit_traces_the_step_once():
     assert all(len(values) == 2 for values in history.values())
 
 
+def test_a_single_output_model_is_not_built_before_fit():
+    """Its loss adds no variable inside the trace: a symbolic pass would be waste."""
+    import tensorflow as tf
+
+    model = small_regressor(tf.distribute.get_strategy(), build_optimizer=True)
+    builds = count_symbolic_builds(model)
+    x, y = regression_data()
+    build_before_fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(4))
+    assert builds == [] and not model._compile_loss.built
+
+
 def test_prepared_model_keeps_its_class_and_saved_config(tmp_path):
     strategy = one_cpu_mirrored()
     with strategy.scope():
