@@ -30,8 +30,20 @@ def split_arguments(argv):
     return [os.path.abspath(f) for f in argv[:count]], argv[count:]
 
 
+def writable_user_cache():
+    """Under `bazel test` HOME is unset, `~` is the account's home, and the sandbox
+    mounts it read-only: every user cache (the TF core-op list each export check
+    reads, ~3-5 s to make in a child process; XLA programs) failed to write and was
+    made again in every process. The target's own TEST_TMPDIR holds one instead,
+    shared by the processes it starts (they inherit the variable); a cache folder the
+    caller set is kept."""
+    if os.environ.get("TEST_TMPDIR") and not os.environ.get("XDG_CACHE_HOME"):
+        os.environ["XDG_CACHE_HOME"] = os.path.join(os.environ["TEST_TMPDIR"], "cache")
+
+
 def main():
     files, rest = split_arguments(sys.argv[1:])
+    writable_user_cache()
     if keras_backend_is_tensorflow():
         import_frameworks()
     if len(files) == 1:
