@@ -147,7 +147,7 @@ def test_a_two_output_loss_built_before_fit_traces_the_step_once():
     assert two_output_fit(build_first=False)[0] == 2
     traces, history = two_output_fit(build_first=True)
     assert traces == 1
-    # The same logs: the per-output losses and the metric, every epoch.
+    # Its logs still hold the per-output losses and the metric, every epoch.
     assert {"loss", "start_loss", "end_loss", "start_mae"} <= set(history)
     assert all(len(values) == 2 for values in history.values())
 
