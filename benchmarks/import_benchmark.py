@@ -86,11 +86,11 @@ def main():
     samples = {}  # (site, row) -> {"import": [...], "process": [...], "versions": str}
     base_path = os.environ.get("PYTHONPATH", "")
     for repeat in range(flags.repeats):
-        for site, folder in sites.items():
+        for site_index, (site, folder) in enumerate(sites.items()):
             os.environ["PYTHONPATH"] = os.pathsep.join(
                 p for p in [folder, REPO, base_path] if p)
-            for row, snippet in SNIPPETS.items():
-                log = os.path.join(work, f"{len(runs.noise)}.log")  # one per run
+            for row_index, (row, snippet) in enumerate(SNIPPETS.items()):
+                log = os.path.join(work, f"{repeat}_{site_index}_{row_index}.log")
                 seconds = runs.run([sys.executable, "-c", CHILD.format(snippet=snippet)],
                                    log)
                 imported, versions = read_child(log)
