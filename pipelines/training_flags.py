@@ -32,6 +32,10 @@ def define_execution_flags():
                       "'auto': on for JAX and on GPUs/TPUs (also under tf.distribute, "
                       "where Keras would switch it off), off on CPU-only machines; the "
                       "run's log says which and why.")
+    flags.DEFINE_bool("graph_optimization", None, "Let TensorFlow's Grappler optimise "
+                      "the step graphs without XLA. Default 'auto': off for a short "
+                      "CPU-only run (its ~1 s rewrite would not pay back), else on; the "
+                      "run's log says which and why.")
     flags.DEFINE_integer("steps_per_execution", 1, "Steps per compiled call.")
     flags.DEFINE_bool("compilation_cache", True, "Keep compiled XLA (and JAX) programs "
                       "across runs: a later run with the same shapes, in any model_dir, "
@@ -142,6 +146,8 @@ def execution_fields():
         distribution_strategy=FLAGS.distribution_strategy, tpu=FLAGS.tpu,
         mixed_precision=FLAGS.mixed_precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
+        graph_optimization="auto" if FLAGS.graph_optimization is None
+        else FLAGS.graph_optimization,
         steps_per_execution=FLAGS.steps_per_execution, remat=FLAGS.remat,
         compilation_cache=FLAGS.compilation_cache,
         compilation_cache_dir=FLAGS.compilation_cache_dir,

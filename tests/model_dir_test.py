@@ -317,5 +317,56 @@ def test_a_classifier_directory_holds_float32_weights_alone_from_any_classifier(
     assert_same_weights(plain, loaded)
 
 
+def test_a_weights_file_written_from_the_model_is_linked_not_written_again(tmp_path):
+    """A fine-tuning run's best file is the final model's weights: the directory
+    takes that file (a hard link) instead of ~0.3 s of writing the same bytes."""
+    from keras_bert_app.model_dir import (load_classifier, load_task_model,
+                                          save_classifier_dir, save_task_dir)
+    from keras_bert_app.models import BertClassifier, BertTokenClassifier
+
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    text = TextConfig.for_vocab(vocab, do_lower_case=False)
+    keras.utils.set_random_seed(6)
+    classifier = BertClassifier(BertEncoder(tiny_config()), num_classes=3)
+    best = tmp_path / "best-4.weights.h5"
+    classifier.save_weights(str(best))
+    task = TaskConfig(task=names.CLASSIFICATION_TASK, heads=[names.CLASSIFIER_HEAD],
+                      label_names=("a", "b", "c"), max_seq_length=16,
+                      problem_type=names.SINGLE_LABEL, text_inputs=names.TEXT_INPUTS[:1])
+    save_classifier_dir(str(tmp_path / "linked"), classifier, vocab, text, task,
+                        weights_file=str(best))
+    assert os.path.samefile(tmp_path / "linked" / names.WEIGHTS_FILE, best)
+    assert not [n for n in os.listdir(tmp_path / "linked") if n.startswith(".partial")]
+    assert_same_weights(classifier, load_classifier(str(tmp_path / "linked"),
+                                                    with_preprocessor=False))
+    os.remove(best)  # a better checkpoint replaces the best file: the directory keeps it
+    assert_same_weights(classifier, load_classifier(str(tmp_path / "linked"),
+                                                    with_preprocessor=False))
+
+    tagger = BertTokenClassifier(BertEncoder(tiny_config()), num_classes=3)
+    tagger_best = tmp_path / "tagger.weights.h5"
+    tagger.save_weights(str(tagger_best))
+    save_task_dir(tmp_path / "tagger", tagger, vocab, text, TaskConfig(**NER_TASK),
+                  weights_file=str(tagger_best))
+    assert os.path.samefile(tmp_path / "tagger" / names.WEIGHTS_FILE, tagger_best)
+    assert_same_weights(tagger, load_task_model(tmp_path / "tagger", names.NER_TASK)[0])
+
+    # Only for a plain float32 model: a file of a model with optimizer state or
+    # another precision is not what the directory holds.
+    tagger.compile(keras.optimizers.Adam(1e-3))
+    tagger.optimizer.build(tagger.trainable_variables)
+    with pytest.raises(ValueError, match="weights_file is for a plain float32"):
+        save_task_dir(tmp_path / "refused", tagger, vocab, text, TaskConfig(**NER_TASK),
+                      weights_file=str(tagger_best))
+    classifier.compile(keras.optimizers.Adam(1e-3))
+    with pytest.raises(ValueError, match="weights_file is for a plain float32"):
+        save_classifier_dir(str(tmp_path / "refused"), classifier, vocab, text, task,
+                            weights_file=str(best))
+    # Without one, a compiled model is copied: the directory has no optimizer state.
+    save_task_dir(tmp_path / "compiled", tagger, vocab, text, TaskConfig(**NER_TASK))
+    assert not [k for k in h5_arrays(tmp_path / "compiled" / names.WEIGHTS_FILE)
+                if "optimizer" in k]
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -144,11 +144,10 @@ def _train(config, data, distribution, manager):
               f"steps {step} → {plan.num_steps}, batch {config.train_batch_size}.")
     # The model directory, evaluation and predictions: float32 weights without XLA
     # (what the export serves); with do_eval, the best checkpoint's.
-    classifier = fine_tuning.train_and_keep_best(config, data, classifier, dataset,
-                                                 manager, distribution, plan, step,
-                                                 compilation)
+    classifier, weights_file = fine_tuning.train_and_keep_best(
+        config, data, classifier, dataset, manager, distribution, plan, step, compilation)
     if distribution.is_chief:
-        data.save_model_dir(config.model_dir, classifier)
+        data.save_model_dir(config.model_dir, classifier, weights_file)
     return classifier, plan.num_steps
 
 

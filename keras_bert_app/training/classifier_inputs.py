@@ -220,8 +220,8 @@ class ClassifierData:
 
         return float32_classifier(classifier)
 
-    def save_model_dir(self, model_dir, classifier):
+    def save_model_dir(self, model_dir, classifier, weights_file=None):
         from keras_bert_app.model_dir import save_classifier_dir
 
         save_classifier_dir(model_dir, classifier, self.vocab_file, self.text_config,
-                            self.task)
+                            self.task, weights_file=weights_file)

@@ -90,12 +90,15 @@ def compiled_task_model(config, model_config, build, *, num_steps, manager,
     without its own). `compilation`: the run's `RunCompilation` (XLA decision, cache,
     trace count), for `runner.fit_steps`."""
     from keras_bert_app.models import BertEncoder
-    from keras_bert_app.training.compilation import RunCompilation
+    from keras_bert_app.training.compilation import RunCompilation, grappler_pays
     from keras_bert_app.training.keras_workarounds import prepare_for_distribution
     from keras_bert_app.training.optimizers import create_optimizer
 
     startup.mark("data")
-    compilation = RunCompilation(config, distribution)
+    # The steps left to train decide Grappler (`grappler_pays`); a resumed run's are
+    # known only after the restore below, so a new run's count stands for them.
+    compilation = RunCompilation(config, distribution, grappler=grappler_pays(
+        num_steps, model_config.hidden_size))
     with distribution.scope():
         encoder = BertEncoder(model_config, dtype=config.mixed_precision,
                               remat=config.remat)
@@ -130,8 +133,10 @@ def pretrained_weights(source_weights):
 def train_and_keep_best(config, data, model, dataset, manager, distribution, schedule,
                         start_step, compilation=None):
     """Trains `model` from `start_step` (`runner.fit_steps`), evaluating at every
-    checkpoint when `config.do_eval`; returns the float32 copy the run ends with: the
-    best evaluated weights, else the last."""
+    checkpoint when `config.do_eval`. Returns `(model, weights_file)`: the float32
+    copy the run ends with (the best evaluated weights, else the last), and the best
+    weights file when this process wrote it from that copy as it is now (the model
+    directory can link it instead of writing the same bytes again), else None."""
     callbacks = []
     if config.do_eval:
         callbacks.append(BestCheckpoint(config, data, manager, schedule,
@@ -152,13 +157,14 @@ def train_and_keep_best(config, data, model, dataset, manager, distribution, sch
         if best is not None and best["step"] == evaluated.saved_step == evaluated.copy_step:
             # It still holds the weights it wrote as the best (the usual end: the last
             # evaluation is the best): reading them back would change nothing.
-            return final
+            # (its path joined here: `best_weights` is for reading a best back)
+            return final, os.path.join(manager.directory, BEST_DIR, best["weights"])
         final.set_weights([np.asarray(w) for w in model.get_weights()])
     else:
         final = data.classifier_copy(model)
     if best is not None:
         final.load_weights(best_weights(manager, best))
-    return final
+    return final, None
 
 
 class BestCheckpoint(keras.callbacks.Callback):

@@ -105,10 +105,10 @@ def _train(config, data, distribution, manager):
               f"{config.train_batch_size}.")
     # Float32, without the optimizer: what the directory holds and the export serves,
     # so predictions.tsv is what a server answers. With do_eval: the best weights.
-    model = fine_tuning.train_and_keep_best(config, data, model, dataset, manager,
-                                            distribution, plan, step, compilation)
+    model, weights_file = fine_tuning.train_and_keep_best(
+        config, data, model, dataset, manager, distribution, plan, step, compilation)
     if distribution.is_chief:
-        data.save_model_dir(config.model_dir, model)
+        data.save_model_dir(config.model_dir, model, weights_file)
     return model, plan.num_steps
 
 

@@ -242,13 +242,18 @@ class MultipleChoiceData:
         copy.set_weights([np.asarray(w) for w in model.get_weights()])
         return copy
 
-    def save_model_dir(self, model_dir, model):
+    def save_model_dir(self, model_dir, model, weights_file=None):
+        """`weights_file`: `model`'s weights as `save_weights` wrote them (the best
+        file, written from this plain copy), linked instead of written again."""
         from keras_bert_app.model_dir import TaskConfig, save_task_dir
 
         task = TaskConfig(task=names.MULTIPLE_CHOICE_TASK, heads=[names.CHOICE_HEAD],
                           max_seq_length=self.max_seq_length)
+        if weights_file is not None and choice_model_of(model) is not model:
+            raise ValueError("weights_file is for the plain BertMultipleChoice it was "
+                             "written from, not a model wrapping it.")
         save_task_dir(model_dir, choice_model_of(model), self.vocab_file,
-                      self.text_config, task)
+                      self.text_config, task, weights_file=weights_file)
 
     def write_predictions(self, path, outputs):
         """TSV: index, label (when the file has them), prediction (the chosen

@@ -224,10 +224,11 @@ def _train(config, data, train_file, distribution, manager, skipped=0):
               f"{plan.num_steps}, batch {config.train_batch_size}.")
     # The model directory (and the final evaluation) holds float32 weights without
     # XLA: what the export serves; with do_eval, the best checkpoint's.
-    model = fine_tuning.train_and_keep_best(config, data, model, dataset, manager,
-                                            distribution, plan, step, compilation)
+    model, weights_file = fine_tuning.train_and_keep_best(
+        config, data, model, dataset, manager, distribution, plan, step, compilation)
     if distribution.is_chief:
-        save_task_dir(config.model_dir, model, vocab_file, text_config, data.task())
+        save_task_dir(config.model_dir, model, vocab_file, text_config, data.task(),
+                      weights_file=weights_file)
     return model, plan.num_steps
 
 

@@ -13,7 +13,7 @@ from keras_bert_app.training import pretraining_inputs as inputs
 from keras_bert_app.training import runner
 from keras_bert_app.training.runner import one_of
 from keras_bert_app.training.checkpointing import CheckpointManager, write_json
-from keras_bert_app.training.compilation import RunCompilation, cpu_xla_pays
+from keras_bert_app.training.compilation import RunCompilation, cpu_xla_pays, grappler_pays
 from keras_bert_app.training.distribution import create_distribution
 from keras_bert_app.training.keras_workarounds import (evaluate_to_the_end,
                                                        prepare_for_distribution)
@@ -189,7 +189,9 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
     remaining = config.num_train_steps - resume_step if config.do_train else 0
     # Nothing left to train (evaluation alone, a finished run): Keras' rule, no claim.
     compilation = RunCompilation(config, distribution, cpu_pays=cpu_xla_pays(
-        remaining, model_config.hidden_size) if remaining > 0 else None)
+        remaining, model_config.hidden_size) if remaining > 0 else None,
+        grappler=grappler_pays(remaining, model_config.hidden_size)
+        if remaining > 0 else None)
     with distribution.scope():
         encoder = BertEncoder(model_config, dtype=config.mixed_precision,
                               remat=config.remat)

@@ -37,6 +37,9 @@ class RunSettings:
     # Compiled programs (XLA on TensorFlow, JAX) kept across runs: a run with the
     # same shapes loads them instead of compiling (`compilation.enable_compilation_cache`;
     # None: `$XDG_CACHE_HOME` or `~/.cache` /keras_bert_app/xla).
+    # Grappler's rewrite of the step graphs: "auto" (off for a short CPU run without
+    # XLA, `compilation.grappler_pays`), True or False.
+    graph_optimization: object = "auto"
     compilation_cache: bool = True
     compilation_cache_dir: str = None
     steps_per_execution: int = 1

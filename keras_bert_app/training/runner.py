@@ -70,7 +70,9 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
                                          num_train_steps, log_steps,
                                          enabled=distribution.is_chief)]
     build_before_fit(model, dataset)  # one trace of the train step, not two
-    with errors_named or contextlib.nullcontext():
+    training = compilation.training() if compilation is not None \
+        else contextlib.nullcontext()
+    with training, errors_named or contextlib.nullcontext():
         model.fit(dataset, epochs=math.ceil(num_train_steps / log_steps),
                   initial_epoch=start_step // log_steps, steps_per_epoch=log_steps,
                   callbacks=run, shuffle=False,
@@ -184,7 +186,8 @@ def model_sources(config):
 
 def check_execution(config):
     """The settings every training run config has (`mixed_precision`,
-    `distribution_strategy`, `optimizer`, `jit_compile`, `seed`), checked once."""
+    `distribution_strategy`, `optimizer`, `jit_compile`, `graph_optimization`,
+    `seed`), checked once."""
     from keras_bert_app.training.distribution import STRATEGIES
     from keras_bert_app.training.optimizers import OPTIMIZERS
 
@@ -194,6 +197,9 @@ def check_execution(config):
     if config.jit_compile not in ("auto", True, False):
         raise ValueError(f"jit_compile={config.jit_compile!r}; expected 'auto', True "
                          "or False.")
+    if config.graph_optimization not in ("auto", True, False):
+        raise ValueError(f"graph_optimization={config.graph_optimization!r}; expected "
+                         "'auto', True or False.")
     if config.seed is None:
         raise ValueError("seed=None: a run needs a seed shared by its workers and by a "
                          "resumed run (the default is fixed).")

@@ -162,9 +162,12 @@ def test_when_the_last_evaluation_is_the_best_its_weights_are_not_read_back(
     results, model_dir, _ = run_with_scripted_accuracy(  # the last is the best
         pretrained, tmp_path, monkeypatch, [0.5, 0.7, 0.9])
     assert (results["accuracy"], results["best_step"]) == (0.9, 6)
-    # The model directory still ends as the best file (here: the last step's weights).
+    # The model directory still ends as the best file (here: the last step's
+    # weights): the same file, linked rather than written again.
+    best_file = model_dir / "checkpoints" / "best" / "best-6.weights.h5"
+    assert os.path.samefile(model_dir / names.WEIGHTS_FILE, best_file)
     final = read_weights(model_dir / names.WEIGHTS_FILE)
-    best = read_weights(model_dir / "checkpoints" / "best" / "best-6.weights.h5")
+    best = read_weights(best_file)
     assert final.keys() == best.keys()
     for name, value in best.items():
         np.testing.assert_array_equal(final[name], value, err_msg=name)
