@@ -3,6 +3,7 @@
 weights), taken whole by every pipeline."""
 
 import dataclasses
+import errno
 import functools
 import json
 import os
@@ -13,6 +14,7 @@ import numpy as np
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.files import model_dir_files, read_json_file, removed_on_failure
+from keras_bert_app.layers.initializers import load_every_weight, weights_set_after
 from keras_bert_app.models import (BertClassifier, BertEncoder, BertMultipleChoice,
                                    BertPretrainer, BertSpanLabeler, BertTokenClassifier)
 from keras_bert_app.models.task import register_model_dir_loader
@@ -198,8 +200,9 @@ def save_model_dir(output_dir, pretrainer, vocab_file, text_config):
             pretrainer.dtype_policy.name != "float32":
         # A model directory holds float32 weights only, whatever the training run
         # used: a plain copy drops the optimizer state and the mixed-precision policy.
-        copy = BertPretrainer(BertEncoder(pretrainer.encoder.config),
-                              next_sentence_prediction=pretrainer.next_sentence_prediction)
+        with weights_set_after():
+            copy = BertPretrainer(BertEncoder(pretrainer.encoder.config),
+                                  next_sentence_prediction=pretrainer.next_sentence_prediction)
         copy.set_weights(pretrainer.get_weights())
         pretrainer = copy
     _write_model_dir(output_dir, pretrainer, vocab_file, text_config,
@@ -236,9 +239,10 @@ def _plain(model):
 def float32_classifier(classifier):
     """A float32 `BertClassifier` with `classifier`'s weights and no optimizer
     state or preprocessor (what model directories and best checkpoints hold)."""
-    copy = BertClassifier(BertEncoder(classifier.encoder.config),
-                          num_classes=classifier.num_classes,
-                          multi_label=classifier.multi_label, dropout=classifier.dropout)
+    with weights_set_after():  # every weight is set below
+        copy = BertClassifier(BertEncoder(classifier.encoder.config),
+                              num_classes=classifier.num_classes,
+                              multi_label=classifier.multi_label, dropout=classifier.dropout)
     copy.set_weights([np.asarray(w) for w in classifier.get_weights()])
     return copy
 
@@ -308,9 +312,17 @@ def _write_model_dir(output_dir, model, vocab_file, text_config, task_config,
 
 
 def _link_or_copy(source, target):
+    """`target` as a hard link to `source`, else (another file system, one without
+    hard links, a link limit) a copy. A `target` left by a killed run goes first: a
+    copy must never write through a link to `source`."""
+    if os.path.lexists(target):
+        os.remove(target)
     try:
         os.link(source, target)
-    except OSError:  # another file system, or one without hard links
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
+                               errno.EOPNOTSUPP, errno.EACCES):
+            raise
         shutil.copyfile(source, target)
 
 
@@ -324,9 +336,10 @@ def load_pretrainer(model_dir, dtype=None):
     content (see `_has_next_sentence_head`).
     """
     config, next_sentence, weights_file = pretrainer_layout(model_dir)
-    pretrainer = BertPretrainer(BertEncoder(config, dtype=dtype),
-                                next_sentence_prediction=next_sentence)
-    pretrainer.load_weights(weights_file)
+    with weights_set_after():  # every weight is in the file (Keras fails otherwise)
+        pretrainer = BertPretrainer(BertEncoder(config, dtype=dtype),
+                                    next_sentence_prediction=next_sentence)
+    load_every_weight(pretrainer, weights_file)
     return pretrainer
 
 
@@ -459,12 +472,13 @@ def load_classifier(model_dir, dtype=None, with_preprocessor=True, sequence_leng
         preprocessor = BertTextPreprocessor.from_model_dir(
             model_dir, sequence_length=sequence_length or task.max_seq_length,
             dynamic_padding=dynamic_padding)
-    classifier = BertClassifier(
-        BertEncoder(BertConfig.from_json_file(config_file), dtype=dtype),
-        num_classes=task.num_outputs,
-        multi_label=task.problem_type == names.MULTI_LABEL, preprocessor=preprocessor)
+    with weights_set_after():  # every weight is in the file (Keras fails otherwise)
+        classifier = BertClassifier(
+            BertEncoder(BertConfig.from_json_file(config_file), dtype=dtype),
+            num_classes=task.num_outputs,
+            multi_label=task.problem_type == names.MULTI_LABEL, preprocessor=preprocessor)
     try:
-        classifier.load_weights(weights_file)
+        load_every_weight(classifier, weights_file)
     except ValueError as e:
         raise ValueError(f"{weights_file} does not hold the weights of the classifier "
                          f"{task_file} describes: {e}") from None
@@ -500,8 +514,9 @@ def save_task_dir(output_dir, model, vocab_file, text_config, task_config,
     if weights_file is not None:
         raise ValueError("weights_file is for a plain float32 model (no optimizer "
                          "state) of the task, as save_weights wrote it.")
-    copy = _TASK_MODELS[task_config.task][1](BertEncoder(model.encoder.config),
-                                             task_config)
+    with weights_set_after():  # every weight is set below (or this fails)
+        copy = _TASK_MODELS[task_config.task][1](BertEncoder(model.encoder.config),
+                                                 task_config)
     weights = model.get_weights()
     if type(copy) is not type(model) or \
             [tuple(w.shape) for w in copy.get_weights()] != [tuple(w.shape) for w in weights]:
@@ -533,10 +548,11 @@ def load_task_model(model_dir, task, dtype=None):
     if recorded.task != task:
         raise ValueError(f"{task_file}: task={recorded.task!r}; a {what} model directory "
                          f"has task {task!r}.")
-    model = _TASK_MODELS[task][1](
-        BertEncoder(BertConfig.from_json_file(config_file), dtype=dtype), recorded)
+    with weights_set_after():  # every weight is in the file (Keras fails otherwise)
+        model = _TASK_MODELS[task][1](
+            BertEncoder(BertConfig.from_json_file(config_file), dtype=dtype), recorded)
     try:
-        model.load_weights(weights_file)
+        load_every_weight(model, weights_file)
     except ValueError as e:
         raise ValueError(f"{weights_file} does not hold the weights of the {what} model "
                          f"{task_file} describes: {e}") from None

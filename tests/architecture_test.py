@@ -140,6 +140,21 @@ def test_a_grouped_test_file_is_in_one_group_of_its_own_folder():
         assert len({os.path.dirname(src) for src in srcs}) == 1, (name, srcs)
 
 
+def test_each_backend_suite_shard_runs_its_share_and_every_file_runs_once():
+    from tests.backends import suite
+
+    shards = build_dict("TEST_SHARDS")
+    assert set(shards) == {"tests/backends/jax_test.py", "tests/backends/torch_test.py"}
+    files = suite.test_files()
+    assert "tests/models/encoder_test.py" in files and "tests/config_test.py" in files
+    for path, count in shards.items():
+        backend = path.rsplit("/", 1)[-1][:-len("_test.py")]
+        parts = [suite.shard(backend, index, count) for index in range(count)]
+        assert sorted(f for part in parts for f in part) == files, backend
+        loads = [sum(suite.SECONDS[backend].get(f, 1.0) for f in part) for part in parts]
+        assert max(loads) <= 1.2 * sum(loads) / count, (backend, loads)
+
+
 def test_the_check_catches_a_wrong_way_import(tmp_path):
     wrong = tmp_path / "wrong.py"
     wrong.write_text("def f():\n    from keras_bert_app.training import pretraining\n")

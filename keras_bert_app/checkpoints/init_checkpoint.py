@@ -10,6 +10,7 @@ from keras import ops
 from keras_bert_app.checkpoints import importer, source as sources
 from keras_bert_app.checkpoints.weight_names import model_variables, to_google_layout
 from keras_bert_app.config import BertConfig
+from keras_bert_app.layers.initializers import load_every_weight
 from keras_bert_app.model_dir import load_pretrainer, pretrainer_layout
 
 # Config fields that change the computation without changing a weight's shape (the
@@ -93,7 +94,7 @@ def load_init_model_dir(pretrainer, model_dir):
         # load cannot stop half-way on a mismatch): Keras reads the file straight
         # into it, without building a second model to copy from (~1 s for MiniLM
         # on 2 cores). Everything loads; nothing is missing.
-        pretrainer.load_weights(weights_file)
+        load_every_weight(pretrainer, weights_file)
         return importer.ImportReport(source=os.fspath(model_dir),
                                      loaded=list(model_variables(pretrainer)), unused=[],
                                      missing=[])

@@ -18,6 +18,8 @@ import math
 import keras
 from keras import ops
 
+from keras_bert_app.layers.initializers import TruncatedNormal
+
 # Added to the logits of padding keys (Google's BERT adds -10000.0). Finite in float16
 # and bfloat16, so a bias cast to the compute dtype never becomes -inf (a row of only
 # padding keys would then give NaN); any real logit is so much larger that a padding
@@ -63,7 +65,7 @@ class BertSelfAttention(keras.layers.Layer):
 
         hidden = num_heads * head_size
         dense = lambda name: keras.layers.Dense(
-            hidden, kernel_initializer=keras.initializers.TruncatedNormal(
+            hidden, kernel_initializer=TruncatedNormal(
                 stddev=initializer_range),
             dtype=self.dtype_policy, name=name)
         self.query_dense = dense("query")

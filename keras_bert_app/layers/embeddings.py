@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.precision import float32_if_mixed
 
 
@@ -52,7 +53,7 @@ class BertEmbeddings(keras.layers.Layer):
         self.initializer_range = initializer_range
 
         width = embedding_size or hidden_size
-        initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        initializer = TruncatedNormal(stddev=initializer_range)
         self.word_embeddings = keras.layers.Embedding(
             vocab_size, width, embeddings_initializer=initializer,
             dtype=self.dtype_policy, name="word_embeddings")
@@ -76,7 +77,7 @@ class BertEmbeddings(keras.layers.Layer):
         self.type_embeddings.build(word_ids_shape)
         self.position_embeddings = self.add_weight(
             name="position_embeddings", shape=(self.max_position_embeddings, width),
-            initializer=keras.initializers.TruncatedNormal(stddev=self.initializer_range))
+            initializer=TruncatedNormal(stddev=self.initializer_range))
         self.layer_norm.build(tuple(word_ids_shape) + (width,))
         if self.projection is not None:
             self.projection.build(tuple(word_ids_shape) + (width,))

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_bert_app.layers.activations import get_activation
+from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.precision import float32_if_mixed
 
 
@@ -51,7 +52,7 @@ class BertMaskedLMHead(keras.layers.Layer):
 
         self.transform_dense = keras.layers.Dense(
             embedding_size,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
+            kernel_initializer=TruncatedNormal(stddev=initializer_range),
             dtype=self.dtype_policy, name="transform")
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=float32_if_mixed(self.dtype_policy),
@@ -65,7 +66,7 @@ class BertMaskedLMHead(keras.layers.Layer):
         if self.embedding is None:
             self.output_kernel = self.add_weight(
                 name="output_kernel", shape=(self.vocab_size, self.embedding_size),
-                initializer=keras.initializers.TruncatedNormal(
+                initializer=TruncatedNormal(
                     stddev=self.initializer_range))
         self.output_bias = self.add_weight(name="output_bias",
                                            shape=(self.vocab_size,),

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_bert_app.layers.activations import get_activation
 from keras_bert_app.layers.attention import BertSelfAttention
+from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.precision import float32_if_mixed
 from keras_bert_app.layers.remat import rematerialized_call
 
@@ -59,7 +60,7 @@ class BertTransformerBlock(keras.layers.Layer):
         self.remat = remat
 
         hidden = num_heads * head_size
-        initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        initializer = TruncatedNormal(stddev=initializer_range)
         norm_dtype = float32_if_mixed(self.dtype_policy)
         self.attention = BertSelfAttention(
             num_heads, head_size, dropout=attention_dropout,

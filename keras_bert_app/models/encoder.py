@@ -5,6 +5,7 @@ import keras
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.layers.embeddings import BertEmbeddings
+from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.transformer import BertTransformerBlock
 from keras_bert_app.layers.precision import keep_model_dtype_policy
 
@@ -83,7 +84,7 @@ class BertEncoder(keras.Model):
                       for i in range(config.num_hidden_layers)]
         pooler = keras.layers.Dense(
             config.hidden_size, activation="tanh",
-            kernel_initializer=keras.initializers.TruncatedNormal(
+            kernel_initializer=TruncatedNormal(
                 stddev=config.initializer_range),
             dtype=dtype, name="pooler")
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_bert_app import names
+from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
 from keras_bert_app.layers.precision import keep_model_dtype_policy
@@ -38,7 +39,7 @@ class BertMultipleChoice(BertTask):
         flatten = _FlattenChoices(dtype=dtype, name="flatten_choices")
         dropout_layer = keras.layers.Dropout(rate, dtype=dtype, name="choice_dropout")
         score_layer = keras.layers.Dense(
-            1, kernel_initializer=keras.initializers.TruncatedNormal(
+            1, kernel_initializer=TruncatedNormal(
                 stddev=config.initializer_range),
             dtype="float32", name="choice_score")
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_bert_app import names
+from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.masked_lm_head import BertMaskedLMHead
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
@@ -56,7 +57,7 @@ class BertPretrainer(BertTask):
         nsp_head = None
         if next_sentence_prediction:
             nsp_head = keras.layers.Dense(
-                2, kernel_initializer=keras.initializers.TruncatedNormal(
+                2, kernel_initializer=TruncatedNormal(
                     stddev=config.initializer_range),
                 dtype="float32", name="nsp_head")
 

@@ -3,6 +3,7 @@
 import keras
 
 from keras_bert_app import names
+from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
 from keras_bert_app.layers.precision import keep_model_dtype_policy
@@ -32,7 +33,7 @@ class BertSpanLabeler(BertTask):
 
         # === Layers ===
         span_dense = keras.layers.Dense(
-            2, kernel_initializer=keras.initializers.TruncatedNormal(
+            2, kernel_initializer=TruncatedNormal(
                 stddev=config.initializer_range),
             dtype="float32", name="span_logits")
 

@@ -7,6 +7,7 @@ import os
 import re
 
 from keras_bert_app.files import removed_on_failure
+from keras_bert_app.layers.initializers import load_every_weight
 
 CHECKPOINT_INDEX = "checkpoint.json"
 # Keras' `save_weights` leaves out the states of the layers' `SeedGenerator`s
@@ -75,7 +76,9 @@ class CheckpointManager:
         if step is None:
             return 0
         try:
-            model.load_weights(self.path(step))
+            # Every weight, or an error: the encoder may have been built without
+            # drawing its initial values (`layers.initializers.weights_set_after`).
+            load_every_weight(model, self.path(step))
             _restore_seed_states(model, self.path(step))
         except Exception as error:  # a file from another model: say which and why
             raise ValueError(f"Cannot resume from {self.path(step)}: {error}. Was this "

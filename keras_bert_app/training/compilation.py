@@ -57,9 +57,10 @@ def cpu_xla_pays(num_steps, hidden_size):
                    f"≥ {CPU_XLA_MIN_HIDDEN} wide)")
 
 
-# Grappler's rewrite of a step graph pays back after ~45 steps of the MiniLM step
-# (384 wide) at the worst per-step gain measured (6%); the graph grows with depth as
-# the step does, while a step's cost grows about with the square of the width.
+# Grappler's ~0.9 s rewrite of MiniLM's step graph (384 wide) paid back after ~75
+# steps at the per-step gain of a quiet hour's 60-step runs (~1.2%), after ~45 at
+# the largest measured (6%, a loaded hour); 32 keeps a margin below both. The graph
+# grows with depth as the step does, a step's cost about with the width squared.
 GRAPPLER_MIN_STEPS = 32
 GRAPPLER_REFERENCE_WIDTH = 384
 
@@ -319,8 +320,9 @@ class RunCompilation:
             `compilation_cache_dir`).
         distribution: the run's `Distribution`; the chief prints.
         cpu_pays: `cpu_xla_pays(...)` for a run XLA may pay for on a CPU.
-        grappler: `grappler_pays(...)` for the steps this run will train (None:
-            TensorFlow's default, Grappler on).
+        grappler: `grappler_pays(...)` for the run's planned steps (None:
+            TensorFlow's default, Grappler on). `config.graph_optimization` ("auto",
+            True or False) decides with it (`resolve_graph_optimization`).
     """
 
     def __init__(self, config, distribution, cpu_pays=None, grappler=None):
@@ -344,7 +346,8 @@ class RunCompilation:
                   "keras_bert_app.training.enable_compilation_cache() first)")
         else:
             print(self.decision.describe())
-        if keras.backend.backend() == "tensorflow" and not self.decision.jit_compile:
+        if keras.backend.backend() == "tensorflow" and (
+                not self.decision.jit_compile or not self.graph_optimization.enabled):
             print(self.graph_optimization.describe())
 
     @property
@@ -358,9 +361,10 @@ class RunCompilation:
     @contextlib.contextmanager
     def training(self):
         """Grappler as decided while the run trains (its evaluations at checkpoints
-        included), the process' setting again afterwards. TensorFlow passes its
+        included), the process' setting again afterwards (a prediction after
+        training instantiates its function again under it). TensorFlow passes its
         optimiser options with every function call and instantiates a function again
-        for other options, so the setting must not change during the run."""
+        for other options, so the setting must not change while the run trains."""
         if self.graph_optimization.enabled or keras.backend.backend() != "tensorflow":
             yield
             return
@@ -377,10 +381,11 @@ class RunCompilation:
 
     def first_step_detail(self):
         """How the first step was prepared, for the start-up line."""
+        grappler = "" if self.graph_optimization.enabled or \
+            keras.backend.backend() != "tensorflow" else ", Grappler off"
         if self.decision.jit_compile:
-            return "tracing, XLA compilation"
-        return "tracing, XLA off" + ("" if self.graph_optimization.enabled
-                                     else ", Grappler off")
+            return "tracing, XLA compilation" + grappler
+        return "tracing, XLA off" + grappler
 
     def summary(self):
         """One line: traces, and programs compiled into the cache by this run."""

@@ -235,10 +235,13 @@ class MultipleChoiceData:
     def classifier_copy(self, model):
         """A float32 `BertMultipleChoice` without optimizer state holding `model`'s
         weights (what best checkpoints and the model directory hold)."""
+        from keras_bert_app.layers.initializers import weights_set_after
         from keras_bert_app.models import BertEncoder, BertMultipleChoice
 
         model = choice_model_of(model)
-        copy = BertMultipleChoice(BertEncoder(model.encoder.config), dropout=model.dropout)
+        with weights_set_after():  # every weight is set below
+            copy = BertMultipleChoice(BertEncoder(model.encoder.config),
+                                      dropout=model.dropout)
         copy.set_weights([np.asarray(w) for w in model.get_weights()])
         return copy
 

@@ -84,10 +84,12 @@ class NerData:
 
     def classifier_copy(self, model):
         """A float32 copy without optimizer state (best checkpoints, model dir)."""
+        from keras_bert_app.layers.initializers import weights_set_after
         from keras_bert_app.models import BertEncoder, BertTokenClassifier
 
-        copy = BertTokenClassifier(BertEncoder(model.encoder.config),
-                                   num_classes=len(self.label_names))
+        with weights_set_after():  # every weight is set below
+            copy = BertTokenClassifier(BertEncoder(model.encoder.config),
+                                       num_classes=len(self.label_names))
         copy.set_weights([np.asarray(w) for w in model.get_weights()])
         return copy
 

@@ -1,12 +1,14 @@
 """`run_pretraining`: masked-LM + NSP/SOP pre-training with `model.fit` under a
 distribution, resumable after a kill, ending in a pre-trained model directory."""
 
+import contextlib
 import dataclasses
 import os
 
 import keras
 
 from keras_bert_app import names
+from keras_bert_app.layers.initializers import weights_set_after
 from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.training import pretraining_inputs as inputs
@@ -190,11 +192,17 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
     # Nothing left to train (evaluation alone, a finished run): Keras' rule, no claim.
     compilation = RunCompilation(config, distribution, cpu_pays=cpu_xla_pays(
         remaining, model_config.hidden_size) if remaining > 0 else None,
-        grappler=grappler_pays(remaining, model_config.hidden_size)
+        # From the whole run's steps, not those left: a resumed run keeps the graphs
+        # (and their rounding) of the run it continues.
+        grappler=grappler_pays(config.num_train_steps, model_config.hidden_size)
         if remaining > 0 else None)
+    # As in fine-tuning (`fine_tuning.compiled_task_model`): an encoder whose every
+    # weight a checkpoint or the import replaces draws no random values; the heads do.
+    replaced = source_weights is not None or manager.latest_step() is not None
     with distribution.scope():
-        encoder = BertEncoder(model_config, dtype=config.mixed_precision,
-                              remat=config.remat)
+        with weights_set_after() if replaced else contextlib.nullcontext():
+            encoder = BertEncoder(model_config, dtype=config.mixed_precision,
+                                  remat=config.remat)
         pretrainer = BertPretrainer(encoder, next_sentence_prediction=nsp)
         optimizer = create_optimizer(
             config.learning_rate, config.num_train_steps, config.num_warmup_steps,

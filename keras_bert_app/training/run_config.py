@@ -34,12 +34,12 @@ class RunSettings:
     tpu: str = None
     mixed_precision: str = "float32"
     jit_compile: object = "auto"  # "auto" (see training.compilation), True or False
-    # Compiled programs (XLA on TensorFlow, JAX) kept across runs: a run with the
-    # same shapes loads them instead of compiling (`compilation.enable_compilation_cache`;
-    # None: `$XDG_CACHE_HOME` or `~/.cache` /keras_bert_app/xla).
     # Grappler's rewrite of the step graphs: "auto" (off for a short CPU run without
     # XLA, `compilation.grappler_pays`), True or False.
     graph_optimization: object = "auto"
+    # Compiled programs (XLA on TensorFlow, JAX) kept across runs: a run with the
+    # same shapes loads them instead of compiling (`compilation.enable_compilation_cache`;
+    # None: `$XDG_CACHE_HOME` or `~/.cache` /keras_bert_app/xla).
     compilation_cache: bool = True
     compilation_cache_dir: str = None
     steps_per_execution: int = 1

@@ -41,7 +41,8 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     `examples_per_second`). `callbacks` (e.g. evaluation at each checkpoint) run at
     the end of an interval before its checkpoint is saved. `errors_named` wraps `fit` (a context manager that turns input errors
     into messages naming the file). `compilation` (a `compilation.RunCompilation`):
-    the start-up line at the first step and the compile count after the last.
+    the start-up line at the first step, Grappler as it decided while `fit` runs
+    (`RunCompilation.training`), and the compile count after the last step.
     """
     import contextlib
 

@@ -6,6 +6,7 @@ is a target of its own (tests/backends/jax_test.py, torch_test.py), run beside t
 others rather than after them. The child's per-test timings go into the target's
 JUnit report (the `backend_phases` property), where scripts/test.sh finds them."""
 
+import glob
 import json
 import os
 import subprocess
@@ -17,18 +18,78 @@ FILES = ("tests/config_test.py", "tests/layers", "tests/models",
          "tests/text/preprocessing_layer_test.py", "tests/training/optimizers_test.py",
          "tests/training/checkpointing_test.py")
 PHASES = ("setup", "call", "teardown")
+# Seconds each file's tests took in a CI run (2026-12-05, 14:06), per backend: what
+# the shards are balanced on (a file not listed counts 1 s).
+SECONDS = {
+    "jax": {"tests/models/classifier_text_test.py": 56.0, "tests/models/remat_test.py": 38.4,
+            "tests/models/encoder_test.py": 22.7, "tests/models/serialization_test.py": 18.8,
+            "tests/models/mixed_precision_test.py": 16.4,
+            "tests/models/task_models_test.py": 13.9, "tests/models/pretrainer_test.py": 11.8,
+            "tests/training/optimizers_test.py": 11.8,
+            "tests/text/preprocessing_layer_test.py": 8.6,
+            "tests/layers/attention_test.py": 8.5,
+            "tests/training/checkpointing_test.py": 7.5},
+    "torch": {"tests/models/classifier_text_test.py": 56.1,
+              "tests/models/task_models_test.py": 11.1, "tests/models/encoder_test.py": 8.9,
+              "tests/models/mixed_precision_test.py": 8.2,
+              "tests/models/serialization_test.py": 7.6,
+              "tests/text/preprocessing_layer_test.py": 7.6,
+              "tests/training/optimizers_test.py": 7.4},
+}
+
+
+def test_files():
+    """FILES with each folder expanded to its `*_test.py` files, sorted."""
+    found = []
+    for entry in FILES:
+        if os.path.isdir(os.path.join(REPO, entry)):
+            found += [os.path.relpath(path, REPO) for path in
+                      glob.glob(os.path.join(REPO, entry, "*_test.py"))]
+        else:
+            found.append(entry)
+    return sorted(found)
+
+
+def shard(backend, index, count):
+    """The files of shard `index` of `count`: the longest first, each to the shard
+    with the least time so far (`SECONDS`). Every file is in exactly one shard."""
+    weights = SECONDS.get(backend, {})
+    shards = [[] for _ in range(count)]
+    loads = [0.0] * count
+    for path in sorted(test_files(), key=lambda f: (-weights.get(f, 1.0), f)):
+        lightest = loads.index(min(loads))
+        shards[lightest].append(path)
+        loads[lightest] += weights.get(path, 1.0)
+    return sorted(shards[index])
+
+
+def bazel_shard(backend):
+    """This process' files under Bazel's test sharding (`shard_count` in BUILD:
+    TEST_TOTAL_SHARDS, TEST_SHARD_INDEX; the status file says the test shards), else
+    all of them."""
+    count = int(os.environ.get("TEST_TOTAL_SHARDS", "1"))
+    if count <= 1:
+        return list(FILES)
+    status = os.environ.get("TEST_SHARD_STATUS_FILE")
+    if status:
+        open(status, "a").close()
+    return shard(backend, int(os.environ["TEST_SHARD_INDEX"]), count)
 
 
 def run_suite(backend, work_dir, record_property, timeout_s=1800):
-    """Runs FILES under `KERAS_BACKEND=backend`; fails with pytest's report unless
-    every test passed or was skipped. Records `[seconds, phase, nodeid]` of every
-    test phase as the `backend_phases` property."""
+    """Runs FILES (under Bazel, this shard's: `bazel_shard`) under
+    `KERAS_BACKEND=backend`; fails with pytest's report unless every test passed or
+    was skipped. Records `[seconds, phase, nodeid]` of every test phase as the
+    `backend_phases` property."""
+    files = bazel_shard(backend)
     report = os.path.join(work_dir, f"{backend}.xml")
     env = dict(os.environ, KERAS_BACKEND=backend,
                # Joined, never replaced: under Bazel PYTHONPATH is how packages are found.
                PYTHONPATH=os.pathsep.join(
                    p for p in [REPO, os.environ.get("PYTHONPATH", "")] if p))
     env.pop("XML_OUTPUT_FILE", None)  # Bazel's report is the outer test's
+    for name in ("TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX", "TEST_SHARD_STATUS_FILE"):
+        env.pop(name, None)  # the shard is chosen here, not again in the child
     if backend == "jax":
         # Eager JAX compiles each op with XLA for its shapes, and these tests run many
         # small ops of many shapes once or twice: LLVM's optimisation of that code
@@ -41,7 +102,7 @@ def run_suite(backend, work_dir, record_property, timeout_s=1800):
                         "--xla_backend_optimization_level=0"] if f)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"--junitxml={report}", *FILES], cwd=REPO, env=env, capture_output=True,
+         f"--junitxml={report}", *files], cwd=REPO, env=env, capture_output=True,
         text=True, timeout=timeout_s)
     assert proc.returncode == 0, (f"KERAS_BACKEND={backend} pytest exited with "
                                   f"{proc.returncode}:\n{proc.stdout[-8000:]}\n"

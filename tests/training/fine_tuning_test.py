@@ -12,7 +12,7 @@ import pytest
 
 from keras_bert_app.plots import read_scalars
 from keras_bert_app.training.fine_tuning import schedule
-from tests.helpers import write_tiny_pretrained_dir
+from tests.helpers import tiny_config, write_tiny_pretrained_dir
 
 
 def plan(examples=1000, **settings):
@@ -77,6 +77,54 @@ def test_mixed_precision_runs_record_the_scores_of_the_float32_model_they_end_wi
         assert json.load(f)["loss"] == pytest.approx(alone["loss"], abs=1e-6)
     assert os.path.isfile(model_dir / "checkpoints" / "best" / "best.json")
     np.testing.assert_array_less(0.0, trained["loss"])
+
+
+def _compiled(tmp_path, initialize):
+    import keras
+
+    from keras_bert_app.models import BertClassifier
+    from keras_bert_app.training.checkpointing import CheckpointManager
+    from keras_bert_app.training.distribution import create_distribution
+    from keras_bert_app.training.fine_tuning import compiled_task_model
+
+    config = SimpleNamespace(
+        jit_compile=False, graph_optimization="auto", compilation_cache=False,
+        compilation_cache_dir=None, mixed_precision="float32", remat=False,
+        learning_rate=1e-3, warmup_proportion=0.1, optimizer="adamw", weight_decay=0.01,
+        steps_per_execution=1)
+    keras.utils.set_random_seed(3)
+    return compiled_task_model(
+        config, tiny_config(), lambda encoder: BertClassifier(encoder, num_classes=2),
+        num_steps=4, manager=CheckpointManager(tmp_path / "checkpoints"),
+        distribution=create_distribution("default"), initialize=initialize)
+
+
+def test_a_fine_tuning_model_draws_its_new_head_but_not_the_encoder_it_replaces(
+        tmp_path):
+    """With pre-trained weights the encoder's values come from the source (its random
+    values are not drawn); the classifier head is drawn at random as usual."""
+    from keras_bert_app.models import BertEncoder
+
+    source = BertEncoder(tiny_config())
+    loaded = []
+
+    def initialize(encoder):
+        encoder.set_weights(source.get_weights())
+        loaded.append(encoder)
+
+    model, step, _ = _compiled(tmp_path, initialize)
+    assert step == 0 and loaded == [model.encoder]
+    for mine, theirs in zip(model.encoder.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert np.any(model.get_layer("logits").kernel.numpy()), "the head must be drawn"
+
+
+def test_without_weights_or_checkpoint_the_encoder_is_drawn_at_random(tmp_path):
+    model, step, _ = _compiled(tmp_path, None)
+    kernels = [w for w in model.encoder.weights if w.path.endswith("kernel")]
+    assert step == 0 and kernels
+    for kernel in kernels:
+        assert np.any(kernel.numpy()), kernel.path
 
 
 if __name__ == "__main__":

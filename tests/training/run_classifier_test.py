@@ -145,6 +145,9 @@ def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
     for name, value in read_weights(model_dir / "checkpoints" / "best" /
                                     "best-4.weights.h5").items():
         np.testing.assert_array_equal(final[name], value, err_msg=name)
+    # Read back from the best file into the copy, which held step 6's: written anew.
+    assert not os.path.samefile(model_dir / names.WEIGHTS_FILE, model_dir / "checkpoints"
+                                / "best" / "best-4.weights.h5")
     last = read_weights(model_dir / "checkpoints" / "ckpt-6.weights.h5")
     shared = [n for n in final if n in last]
     assert len(shared) == len(final)  # the same layout: what differs is the step
@@ -153,12 +156,12 @@ def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
 
 def test_when_the_last_evaluation_is_the_best_its_weights_are_not_read_back(
         pretrained, tmp_path, monkeypatch):
-    from keras_bert_app.training import fine_tuning
+    from keras_bert_app.models import BertClassifier
 
-    def not_read(manager, best):
-        raise AssertionError(f"the best weights of step {best['step']} were read back")
+    def not_read(model, path, *args, **kwargs):
+        raise AssertionError(f"{path} was read back")
 
-    monkeypatch.setattr(fine_tuning, "best_weights", not_read)
+    monkeypatch.setattr(BertClassifier, "load_weights", not_read)
     results, model_dir, _ = run_with_scripted_accuracy(  # the last is the best
         pretrained, tmp_path, monkeypatch, [0.5, 0.7, 0.9])
     assert (results["accuracy"], results["best_step"]) == (0.9, 6)

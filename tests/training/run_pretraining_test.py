@@ -77,6 +77,9 @@ def test_pretraining_raises_masked_lm_accuracy_and_writes_a_model_dir(workspace,
     assert "steps 0 → 300" in result.stdout
     # The XLA choice is logged with its reason (this suite runs on CPU-only machines).
     assert "XLA off: 'auto' on a CPU-only machine" in result.stdout
+    # So is Grappler's: 300 steps of a 64-wide model would not pay its rewrite back.
+    assert "Grappler off: 'auto' on a CPU-only machine without XLA: 300 steps < " \
+        in result.stdout
 
     logged = scalars(model_dir)
     assert SCALARS <= set(logged)
