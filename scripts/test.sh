@@ -30,6 +30,9 @@ for path in glob.glob(os.path.join(logs, "**", "test.xml"), recursive=True):
     if os.path.getmtime(path) < started:
         continue  # not run now: cached, or a target this BUILD no longer has
     target = "//:" + os.path.relpath(os.path.dirname(path), logs)
+    if os.path.basename(os.path.dirname(path)).startswith("shard_"):  # shard_1_of_3
+        target = ("//:" + os.path.relpath(os.path.dirname(os.path.dirname(path)), logs)
+                  + " " + os.path.basename(os.path.dirname(path)).replace("_", " "))
     try:
         rows += [(seconds, when, nodeid, target) for seconds, when, nodeid in phases(path)]
     except ET.ParseError:

@@ -368,5 +368,27 @@ def test_a_weights_file_written_from_the_model_is_linked_not_written_again(tmp_p
                 if "optimizer" in k]
 
 
+def test_a_classifier_file_of_another_head_is_an_error_naming_the_file(tmp_path):
+    """The load builds the classifier without drawing values (its weights all come
+    from the file): a file that cannot fill them is an error, not zeros."""
+    from keras_bert_app.model_dir import load_classifier, save_classifier_dir
+    from keras_bert_app.models import BertClassifier
+
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    task = TaskConfig(task=names.CLASSIFICATION_TASK, heads=[names.CLASSIFIER_HEAD],
+                      label_names=("a", "b", "c"), max_seq_length=16,
+                      problem_type=names.SINGLE_LABEL, text_inputs=names.TEXT_INPUTS[:1])
+    save_classifier_dir(str(tmp_path / "three"), BertClassifier(
+        BertEncoder(tiny_config()), num_classes=3), vocab,
+        TextConfig.for_vocab(vocab, do_lower_case=False), task)
+    task_file = tmp_path / "three" / names.TASK_CONFIG_FILE
+    values = json.loads(task_file.read_text())
+    values["label_names"] = ["a", "b"]
+    task_file.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=r"model\.weights\.h5 does not hold the weights "
+                                         "of the classifier"):
+        load_classifier(str(tmp_path / "three"), with_preprocessor=False)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

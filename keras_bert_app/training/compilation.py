@@ -18,13 +18,13 @@ With the persistent compilation cache a repeated run skips the compilation.
 
 Without XLA, TensorFlow's graph optimiser (Grappler) rewrites each traced step graph
 at its first call: ~0.9 s of the MiniLM fine-tuning step's first call on 2 cores
-(6,269 nodes), for no measurable gain a step in one hour's runs and ~6% in a loaded
-hour's. "auto" switches it off for a short CPU run whose steps cannot pay it back
+(6,269 nodes), for ~2.7% a step in a quiet hour's 60-step runs (nothing measurable
+over 10 steps) and ~6% in a loaded hour's. "auto" switches it off for a short CPU run whose steps cannot pay it back
 (`grappler_pays`), for the training run only (`RunCompilation.training`).
 """
 
-import dataclasses
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import math
@@ -58,7 +58,7 @@ def cpu_xla_pays(num_steps, hidden_size):
 
 
 # Grappler's ~0.9 s rewrite of MiniLM's step graph (384 wide) paid back after ~75
-# steps at the per-step gain of a quiet hour's 60-step runs (~1.2%), after ~45 at
+# steps at the per-step gain of a quiet hour's 60-step runs (~2.7%), after ~45 at
 # the largest measured (6%, a loaded hour); 32 keeps a margin below both. The graph
 # grows with depth as the step does, a step's cost about with the width squared.
 GRAPPLER_MIN_STEPS = 32

@@ -150,6 +150,8 @@ def train_and_keep_best(config, data, model, dataset, manager, distribution, sch
     if config.do_eval:
         callbacks.append(BestCheckpoint(config, data, manager, schedule,
                                         distribution.is_chief))
+    from keras_bert_app.layers.initializers import load_every_weight
+
     evaluated = callbacks[0] if callbacks else None
     runner.fit_steps(model, dataset, manager, start_step=start_step,
                      num_train_steps=schedule.num_steps, log_steps=schedule.log_steps,
@@ -171,7 +173,7 @@ def train_and_keep_best(config, data, model, dataset, manager, distribution, sch
     else:
         final = data.classifier_copy(model)
     if best is not None:
-        final.load_weights(best_weights(manager, best))
+        load_every_weight(final, best_weights(manager, best))
     return final, None
 
 

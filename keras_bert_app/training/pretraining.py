@@ -192,8 +192,8 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
     # Nothing left to train (evaluation alone, a finished run): Keras' rule, no claim.
     compilation = RunCompilation(config, distribution, cpu_pays=cpu_xla_pays(
         remaining, model_config.hidden_size) if remaining > 0 else None,
-        # From the whole run's steps, not those left: a resumed run keeps the graphs
-        # (and their rounding) of the run it continues.
+        # From the whole run's steps, not those left: a resumed run keeps the
+        # Grappler choice (and its rounding) of the run it continues.
         grappler=grappler_pays(config.num_train_steps, model_config.hidden_size)
         if remaining > 0 else None)
     # As in fine-tuning (`fine_tuning.compiled_task_model`): an encoder whose every

@@ -124,9 +124,10 @@ def _float32(model, distribution):
     """The trained weights in a float32 model without XLA: what the fine-tuned
     directory holds and the export serves, so predictions.json is what a server
     answers (mixed precision or XLA would move near-tied logits)."""
+    from keras_bert_app.layers.initializers import weights_set_after
     from keras_bert_app.models import BertEncoder, BertSpanLabeler
 
-    with distribution.scope():
+    with distribution.scope(), weights_set_after():  # every weight is set below
         copy = BertSpanLabeler(BertEncoder(model.encoder.config))
     copy.set_weights([np.asarray(w) for w in model.get_weights()])
     return copy

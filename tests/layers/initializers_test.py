@@ -88,8 +88,25 @@ def test_a_file_without_a_nested_containers_group_loads_in_keras_but_not_here(tm
         del f[groups[0]]
     with pytest.warns(UserWarning, match="Skipping nested container"):
         model().load_weights(file)  # Keras: loads, the sublayers keep their values
-    with pytest.raises(UserWarning, match="Skipping nested container"):
+    with pytest.raises(ValueError, match="does not hold every weight of Sequential: "
+                                         "Skipping nested container"):
         load_every_weight(model(), file)
+
+
+def test_a_file_of_another_model_is_keras_own_error_naming_the_layer(tmp_path):
+    """Keras warns about nested containers on its way to a real mismatch's error:
+    that error (which layer, how many values) is what the caller gets."""
+    from keras_bert_app.layers.initializers import load_every_weight
+    from keras_bert_app.models import BertClassifier, BertEncoder
+
+    file = str(tmp_path / "three.weights.h5")
+    BertClassifier(BertEncoder(tiny_config()), num_classes=3).save_weights(file)
+    with weights_set_after():
+        two = BertClassifier(BertEncoder(tiny_config()), num_classes=2)
+    with pytest.raises(ValueError) as error:
+        load_every_weight(two, file)
+    assert "Skipping nested container" not in str(error.value)
+    assert "shape" in str(error.value).lower() or "could not be loaded" in str(error.value)
 
 
 if __name__ == "__main__":
