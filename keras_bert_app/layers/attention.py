@@ -18,6 +18,7 @@ import math
 import keras
 from keras import ops
 
+from keras_bert_app.layers.dense import Dense
 from keras_bert_app.layers.initializers import TruncatedNormal
 
 # Added to the logits of padding keys (Google's BERT adds -10000.0). Finite in float16
@@ -64,7 +65,7 @@ class BertSelfAttention(keras.layers.Layer):
         self.initializer_range = initializer_range
 
         hidden = num_heads * head_size
-        dense = lambda name: keras.layers.Dense(
+        dense = lambda name: Dense(
             hidden, kernel_initializer=TruncatedNormal(
                 stddev=initializer_range),
             dtype=self.dtype_policy, name=name)

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_bert_app.layers.dense import Dense
 from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.precision import float32_if_mixed
 
@@ -67,7 +68,7 @@ class BertEmbeddings(keras.layers.Layer):
                                                   name="dropout")
         self.projection = None
         if width != hidden_size:
-            self.projection = keras.layers.Dense(
+            self.projection = Dense(
                 hidden_size, kernel_initializer=initializer, dtype=self.dtype_policy,
                 name="embedding_projection")
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_bert_app.layers.activations import get_activation
+from keras_bert_app.layers.dense import Dense
 from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.precision import float32_if_mixed
 
@@ -50,7 +51,7 @@ class BertMaskedLMHead(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.embedding = embedding
 
-        self.transform_dense = keras.layers.Dense(
+        self.transform_dense = Dense(
             embedding_size,
             kernel_initializer=TruncatedNormal(stddev=initializer_range),
             dtype=self.dtype_policy, name="transform")

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_bert_app.layers.activations import get_activation
 from keras_bert_app.layers.attention import BertSelfAttention
+from keras_bert_app.layers.dense import Dense
 from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.precision import float32_if_mixed
 from keras_bert_app.layers.remat import rematerialized_call
@@ -70,10 +71,10 @@ class BertTransformerBlock(keras.layers.Layer):
             hidden_dropout, dtype=self.dtype_policy, name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=norm_dtype, name="attention_layer_norm")
-        self.intermediate_dense = keras.layers.Dense(
+        self.intermediate_dense = Dense(
             intermediate_size, kernel_initializer=initializer, dtype=self.dtype_policy,
             name="intermediate")
-        self.output_dense = keras.layers.Dense(
+        self.output_dense = Dense(
             hidden, kernel_initializer=initializer, dtype=self.dtype_policy,
             name="output")
         self.output_dropout = keras.layers.Dropout(

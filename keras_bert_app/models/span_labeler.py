@@ -3,6 +3,7 @@
 import keras
 
 from keras_bert_app import names
+from keras_bert_app.layers.dense import Dense
 from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
@@ -32,7 +33,7 @@ class BertSpanLabeler(BertTask):
         dtype = dtype or encoder.dtype_policy
 
         # === Layers ===
-        span_dense = keras.layers.Dense(
+        span_dense = Dense(
             2, kernel_initializer=TruncatedNormal(
                 stddev=config.initializer_range),
             dtype="float32", name="span_logits")

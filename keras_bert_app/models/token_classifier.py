@@ -3,6 +3,7 @@
 import keras
 
 from keras_bert_app import names
+from keras_bert_app.layers.dense import Dense
 from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.models.encoder import encoder_inputs
 from keras_bert_app.models.task import BertTask, check_encoder
@@ -40,7 +41,7 @@ class BertTokenClassifier(BertTask):
 
         # === Layers ===
         dropout_layer = keras.layers.Dropout(rate, dtype=dtype, name="tagger_dropout")
-        output_layer = keras.layers.Dense(
+        output_layer = Dense(
             num_classes, kernel_initializer=TruncatedNormal(
                 stddev=config.initializer_range),
             dtype="float32", name="logits")

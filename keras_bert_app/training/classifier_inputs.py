@@ -178,7 +178,12 @@ class ClassifierData:
             order = np.argsort(token_lengths(self.preprocessor, text_columns(x)),
                                kind="stable")
             x = tuple(column[order] for column in x) if isinstance(x, tuple) else x[order]
-        dataset = text_dataset(self.preprocessor, x, batch_size=batch_size)
+        # Without XLA, each batch pads to its own longest row: a new length costs no
+        # compilation there, and sorted batches then hold ~40% fewer positions than
+        # length buckets (SST-2's dev set: predict 3.2 s → 2.5 s on 2 cores). With XLA
+        # (`jit_compile`: Keras' "auto" on a GPU), each length would compile again.
+        dataset = text_dataset(self.preprocessor, x, batch_size=batch_size,
+                               pad_to_longest=not classifier.jit_compile)
         logits = np.empty([len(order), classifier.num_classes])
         logits[order] = np.asarray(classifier.predict(dataset, verbose=0), np.float64)
         if self.problem_type == names.REGRESSION:

@@ -86,6 +86,27 @@ def test_the_blocks_share_one_working_folder():
         assert not stray, f"README block {b.id!r} uses {stray} outside /tmp/kba"
 
 
+def test_the_shell_shards_hold_every_shell_block_once_with_the_shell_blocks_it_needs():
+    shards = readme_blocks.SHELL_SHARDS
+    listed = [i for shard in shards for i in shard]
+    assert sorted(listed) == sorted(readme_blocks.ids_for("shell"))
+    for shard in shards:
+        for block_id in shard:
+            shell_needs = [n for n in SPECS[block_id].needs if SPECS[n].test == "shell"]
+            assert set(shell_needs) <= set(shard), (block_id, shell_needs)
+    # Bazel's count is the table's; each shard runs its own blocks, in README order.
+    build = open(os.path.join(REPO, "BUILD"), encoding="utf-8").read()
+    assert re.search(r'"tests/readme/shell_blocks_test\.py": %d,' % len(shards), build)
+    env = {"TEST_TOTAL_SHARDS": str(len(shards))}
+    got = [readme_blocks.shell_ids_of_this_shard(dict(env, TEST_SHARD_INDEX=str(i)))
+           for i in range(len(shards))]
+    assert [sorted(g) for g in got] == [sorted(s) for s in shards]
+    assert readme_blocks.shell_ids_of_this_shard({}) == readme_blocks.ids_for("shell")
+    with pytest.raises(ValueError, match="TEST_TOTAL_SHARDS=2"):
+        readme_blocks.shell_ids_of_this_shard({"TEST_TOTAL_SHARDS": "2",
+                                               "TEST_SHARD_INDEX": "0"})
+
+
 def test_a_substitution_that_is_not_found_fails():
     with pytest.raises(AssertionError, match="no longer contains '--num_train_steps=9'"):
         readme_blocks.substitute("--num_train_steps=300", [("--num_train_steps=9", "")],

@@ -285,6 +285,38 @@ def ids_for(test):
                   key=lambda i: order.get(i, len(order)))
 
 
+# The shell blocks in Bazel shards (BUILD's TEST_SHARDS: one ~200 s action was the last
+# one of a CI run, alone on a core). Each shard runs the chain blocks its blocks need
+# itself (vocab, pretraining-data, import-minilm: ~5 s each); a shell block stays
+# with the shell blocks it needs (squad before export-squad). Balanced on the blocks'
+# seconds in a CI run (2 cores): ~85, ~80 and ~75 s with what they need.
+SHELL_SHARDS = (
+    ("export-preprocessing", "pretraining-data-beam", "pretrain-mirrored",
+     "pretrain-multi-worker", "pretrain-mixed-xla"),
+    ("squad", "export-squad", "ner"),
+    ("multiple-choice", "embeddings", "fine-tune-rte"),
+)
+
+
+def shell_ids_of_this_shard(environ=None):
+    """The shell blocks this process runs: all of them, or under Bazel's test sharding
+    (`TEST_TOTAL_SHARDS`, `TEST_SHARD_INDEX`) those of `SHELL_SHARDS[index]`, in
+    README order. Another shard count than the table's is an error, not a guess."""
+    environ = os.environ if environ is None else environ
+    ids = ids_for("shell")
+    total = int(environ.get("TEST_TOTAL_SHARDS", "1"))
+    if total <= 1:
+        return ids
+    if total != len(SHELL_SHARDS):
+        raise ValueError(f"TEST_TOTAL_SHARDS={total}, but SHELL_SHARDS has "
+                         f"{len(SHELL_SHARDS)} shards: make BUILD's TEST_SHARDS agree")
+    status = environ.get("TEST_SHARD_STATUS_FILE")
+    if status:  # tells Bazel this test knows about sharding
+        open(status, "a").close()
+    mine = set(SHELL_SHARDS[int(environ["TEST_SHARD_INDEX"])])
+    return [i for i in ids if i in mine]
+
+
 def substitute(code, subs, block_id):
     for old, new in subs:
         assert old in code, (f"README block {block_id!r} no longer contains {old!r}: "

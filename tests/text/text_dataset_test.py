@@ -60,6 +60,19 @@ def test_one_epoch_in_order_sees_every_example_once():
     assert shuffled.tolist() != list(range(60))
 
 
+def test_pad_to_longest_pads_each_batch_to_its_own_longest_row():
+    p = preprocessor()
+    lengths = token_lengths(p, (tf.constant(TEXTS),))
+    widths = set()
+    for inputs, ids in text_dataset(p, TEXTS, np.arange(60), batch_size=7,
+                                    pad_to_longest=True):
+        mask = inputs[names.INPUT_MASK].numpy()
+        np.testing.assert_array_equal(mask.sum(axis=1), lengths[ids.numpy()])
+        assert inputs[names.INPUT_WORD_IDS].shape[1] == lengths[ids.numpy()].max()
+        widths.add(inputs[names.INPUT_WORD_IDS].shape[1])
+    assert widths - set(padding_lengths(64))
+
+
 def test_skipped_batches_resume_the_same_stream():
     p = preprocessor()
 
@@ -98,7 +111,7 @@ def test_the_length_pass_keeps_no_tokenizer_alive():
     tokenizer = weakref.ref(p.tokenizer)
     del p
     gc.collect()
-    assert tokenizer() is None  # its traced length function let it go
+    assert tokenizer() is None  # the length pass kept no reference to it
 
 
 if __name__ == "__main__":

@@ -127,5 +127,84 @@ def test_without_weights_or_checkpoint_the_encoder_is_drawn_at_random(tmp_path):
         assert np.any(kernel.numpy()), kernel.path
 
 
+def _classifier_data(pretrained, tmp_path, texts):
+    from keras_bert_app.training import runner
+    from keras_bert_app.training.classification import ClassifierRunConfig
+    from keras_bert_app.training.classifier_inputs import read_classifier_data
+
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence\tlabel\n" + "".join(f"{t}\t{i % 2}\n"
+                                                  for i, t in enumerate(texts)))
+    config = ClassifierRunConfig(init_model_dir=pretrained, model_dir=str(tmp_path / "run"),
+                                 eval_file=str(dev), text_a_column="sentence",
+                                 label_column="label", label_names=("0", "1"), max_seq_length=64,
+                                 do_eval=True)
+    data = read_classifier_data(config)
+    model_config, vocab_file, text_config, _ = runner.model_sources(config)
+    data.set_text(vocab_file, text_config)
+    return data, model_config, data.eval_sets[0][1]
+
+
+def test_evaluation_batches_pad_to_their_longest_row_and_outputs_keep_the_example_order(
+        pretrained, tmp_path):
+    """Without XLA (a CPU, or `jit_compile=False`), an evaluation sorts its examples by
+    length and pads each batch only to its longest row, not to the row's length
+    bucket (16, 32, 64): the outputs are the same, in the examples' order."""
+    import keras
+
+    from keras_bert_app import names
+    from keras_bert_app.models import BertClassifier, BertEncoder
+    from keras_bert_app.text.text_dataset import text_columns, token_lengths
+
+    # Lengths 3 to 42 word pieces, shuffled.
+    words = ["to be or not to be"] * 7
+    texts = [" ".join(words[:1 + i % 7])[:4 + 7 * i] for i in range(12)]
+    texts = [texts[i] for i in np.random.default_rng(0).permutation(len(texts))]
+    data, model_config, examples = _classifier_data(pretrained, tmp_path, texts)
+    keras.utils.set_random_seed(1)
+    classifier = BertClassifier(BertEncoder(model_config), num_classes=2)
+    assert classifier.jit_compile is False  # Keras' "auto" on a CPU-only machine
+    widths, predict = [], classifier.predict
+
+    def spy(dataset, **kwargs):
+        widths.extend(b[names.INPUT_WORD_IDS].shape[1] for b in dataset)
+        return predict(dataset, **kwargs)
+
+    classifier.predict = spy
+    outputs, loss = data.predict(classifier, examples, batch_size=4)
+    lengths = np.sort(token_lengths(data.preprocessor, text_columns(np.asarray(texts))))
+    assert widths == [int(lengths[i:i + 4].max()) for i in range(0, 12, 4)]
+    assert set(widths) - {16, 32, 64}  # not the buckets
+    # Each example alone, unpadded: the same probabilities, in the file's order.
+    for text, output in zip(texts, outputs):
+        alone = keras.ops.convert_to_numpy(keras.ops.softmax(
+            classifier(data.preprocessor.pack([tf_string([text])], pad_to_longest=True))))
+        np.testing.assert_allclose(output, alone[0], atol=2e-6)
+    assert np.isfinite(loss)
+
+
+def test_an_xla_model_evaluates_on_length_buckets(pretrained, tmp_path):
+    """With XLA every new length compiles again: batches keep their length buckets."""
+    from keras_bert_app import names
+
+    texts = ["to be", "to be or not to be " * 3, "or not"]
+    data, _, examples = _classifier_data(pretrained, tmp_path, texts)
+    widths = []
+
+    def predict(dataset, **kwargs):
+        widths.extend(b[names.INPUT_WORD_IDS].shape[1] for b in dataset)
+        return np.zeros([len(texts), 2])
+
+    xla_classifier = SimpleNamespace(jit_compile=True, num_classes=2, predict=predict)
+    data.predict(xla_classifier, examples, batch_size=2)
+    assert widths == [16, 32]
+
+
+def tf_string(values):
+    import tensorflow as tf
+
+    return tf.constant(values)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
