@@ -6,6 +6,9 @@ import keras
 from keras_bert_app.tf_tracing import untouched_graph_product
 
 
+# Keep the class name: Keras names a layer list's entries in a weights file after the
+# snake-cased class name ("dense", as for keras.layers.Dense), so files written with
+# either load into both (tests/layers/dense_test.py).
 @keras.saving.register_keras_serializable(package="keras_bert_app")
 class Dense(keras.layers.Dense):
     """`keras.layers.Dense` (same arguments, weights, weight names and results) whose

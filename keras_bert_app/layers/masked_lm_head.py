@@ -4,7 +4,6 @@ import keras
 from keras import ops
 
 from keras_bert_app.layers.activations import get_activation
-from keras_bert_app.layers.dense import Dense
 from keras_bert_app.layers.initializers import TruncatedNormal
 from keras_bert_app.layers.precision import float32_if_mixed
 
@@ -51,7 +50,7 @@ class BertMaskedLMHead(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.embedding = embedding
 
-        self.transform_dense = Dense(
+        self.transform_dense = keras.layers.Dense(
             embedding_size,
             kernel_initializer=TruncatedNormal(stddev=initializer_range),
             dtype=self.dtype_policy, name="transform")

@@ -56,11 +56,12 @@ def token_lengths(preprocessor, columns, batch_size=4096):
     tokenizer = preprocessor._check_vocabulary()
     count = int(columns[0].shape[0])
     lengths = np.full([count], len(columns) + 1, np.int64)
-    for start in range(0, count, batch_size):
-        for column in columns:
-            lengths[start:start + batch_size] += tokenizer.tokenize_pieces(
-                tf.convert_to_tensor(column[start:start + batch_size], tf.string)
-            ).row_lengths().numpy()
+    with tf.device("cpu"):  # string and integer ops: an accelerator would only copy
+        for start in range(0, count, batch_size):
+            for column in columns:
+                lengths[start:start + batch_size] += tokenizer.tokenize_pieces(
+                    tf.convert_to_tensor(column[start:start + batch_size], tf.string)
+                ).row_lengths().numpy()
     return np.minimum(lengths, preprocessor.sequence_length)
 
 

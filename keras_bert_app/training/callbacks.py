@@ -41,74 +41,21 @@ class StepLimit(keras.callbacks.Callback):
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
     """Saves a checkpoint when an interval ends on a multiple of `save_steps`, and
-    at the last step.
-
-    With `overlap`, the file is written in a background thread while the callbacks
-    between `self.start` and this one run (e.g. an evaluation, which only reads the
-    model), and becomes a checkpoint (`CheckpointManager.publish`) only when this
-    one runs after them: a kill during them still resumes from the checkpoint
-    before. Writing MiniLM's 273 MB with optimizer state takes ~1 s on 2 cores,
-    mostly copies and Keras' walk over the variables: hidden behind an evaluation's
-    compute instead of added after it. `self.start` must come before those callbacks
-    in the list, and they must not change the model's variables.
-    """
+    at the last step."""
 
     def __init__(self, manager, save_steps, num_train_steps, steps_per_epoch,
-                 enabled=True, overlap=False):
+                 enabled=True):
         super().__init__()
         self.manager = manager
         self.save_steps = save_steps
         self.num_train_steps = num_train_steps
         self.steps_per_epoch = steps_per_epoch
         self.enabled = enabled  # False on non-chief workers
-        self.overlap = overlap
-        self.start = _StartWriting(self)
-        self._writing = None  # (step, the background write's Future)
-        self._executor = None
 
-    def _due(self, epoch):
-        """The step to checkpoint at the end of interval `epoch`, or None."""
+    def on_epoch_end(self, epoch, logs=None):
         step = interval_end_step(epoch, self.steps_per_epoch, self.num_train_steps)
         if self.enabled and (step % self.save_steps == 0 or step >= self.num_train_steps):
-            return step
-        return None
-
-    def _start(self, epoch):
-        step = self._due(epoch)
-        if step is None or not self.overlap:
-            return
-        if self._executor is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
-        self._writing = (step, self._executor.submit(self.manager.write, self.model, step))
-
-    def on_epoch_end(self, epoch, logs=None):
-        step = self._due(epoch)
-        if step is None:
-            return
-        writing, self._writing = self._writing, None
-        if writing is not None and writing[0] == step:
-            writing[1].result()  # the write's own error, if it failed
-        else:
-            self.manager.write(self.model, step)
-        self.manager.publish(step)
-
-    def on_train_end(self, logs=None):
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
-
-class _StartWriting(keras.callbacks.Callback):
-    """`PeriodicCheckpoint.start`: begins a due checkpoint's background write."""
-
-    def __init__(self, checkpoint):
-        super().__init__()
-        self._checkpoint = checkpoint
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._checkpoint._start(epoch)
+            self.manager.save(self.model, step)
 
 
 class TensorBoardScalars(keras.callbacks.Callback):

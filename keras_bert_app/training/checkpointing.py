@@ -57,32 +57,17 @@ class CheckpointManager:
         return steps[-1] if steps else None
 
     def save(self, model, step):
-        self.write(model, step)
-        self.publish(step)
-
-    def write(self, model, step):
-        """Writes `model`'s checkpoint of `step` under a temporary name: not a
-        checkpoint yet (`steps()` does not see it) until `publish(step)`. Only reads
-        `model`, so it may run in another thread while nothing trains it."""
         os.makedirs(self.directory, exist_ok=True)
-        partial = self._partial(step)
+        final = self.path(step)
+        partial = os.path.join(self.directory, f".partial-ckpt-{step}.weights.h5")
         with removed_on_failure(partial):
             model.save_weights(partial)
             _save_seed_states(model, partial)
-
-    def publish(self, step):
-        """Makes the checkpoint `write` left for `step` the newest one (an atomic
-        rename: a kill leaves the old set intact), then keeps the newest
-        `max_to_keep`."""
-        final = self.path(step)
-        os.replace(self._partial(step), final)
+        os.replace(partial, final)  # atomic: a kill leaves the old set intact
         write_json(os.path.join(self.directory, CHECKPOINT_INDEX),
                     {"latest_step": step, "latest": os.path.basename(final)})
         for old in self.steps()[:-self.max_to_keep]:
             os.remove(self.path(old))
-
-    def _partial(self, step):
-        return os.path.join(self.directory, f".partial-ckpt-{step}.weights.h5")
 
     def restore(self, model):
         """Loads the newest checkpoint into `model` (whose optimizer must be built);

@@ -8,9 +8,10 @@ A task brings its data as an object with this protocol (`ClassifierData`, `NerDa
 - `eval_sets`: `[(split name, examples)]`; `predict(model, examples, batch_size)` →
   `(outputs, mean loss)`; `metrics(examples, outputs)` → `{name: float}`;
 - `metric` (the one choosing the best checkpoint) and `better(value, best)`;
-- `classifier_copy(model)`: a float32 copy of the model without optimizer state or
-  XLA — what best checkpoints and the model directory hold, and what is evaluated, so
-  the recorded results are the served model's even under mixed precision;
+- `classifier_copy(model)`: a float32 copy of the model, not compiled (no optimizer
+  state; its `jit_compile` is Keras' "auto": XLA on a GPU, not on a CPU) — what best
+  checkpoints and the model directory hold, and what is evaluated, so the recorded
+  results are the served model's even under mixed precision;
 - `problem_type` (`single_label` adds a confusion matrix to the TensorBoard logs).
 """
 

@@ -39,13 +39,10 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     every `save_checkpoints_steps` and at the end (chief only), TensorBoard scalars of
     every interval in `model_dir/logs/train` (loss, metrics, learning rate,
     `examples_per_second`). `callbacks` (e.g. evaluation at each checkpoint) run at
-    the end of an interval before its checkpoint is saved; in a single process the
-    checkpoint's file is written meanwhile, so they must not change the model's
-    variables (`callbacks.PeriodicCheckpoint`). `errors_named` wraps `fit` (a
-    context manager that turns input errors into messages naming the file).
-    `compilation` (a `compilation.RunCompilation`): the start-up line at the first
-    step, Grappler as it decided while `fit` runs (`RunCompilation.training`), and
-    the compile count after the last step.
+    the end of an interval before its checkpoint is saved. `errors_named` wraps `fit` (a context manager that turns input errors
+    into messages naming the file). `compilation` (a `compilation.RunCompilation`):
+    the start-up line at the first step, Grappler as it decided while `fit` runs
+    (`RunCompilation.training`), and the compile count after the last step.
     """
     import contextlib
 
@@ -69,16 +66,10 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
         run.append(run_callbacks.TensorBoardScalars(
             os.path.join(model_dir, names.TRAIN_LOGS_DIR), global_batch_size, log_steps,
             num_train_steps))
-    # The checkpoint's file is written while the task's callbacks run (they only read
-    # the model) and becomes a checkpoint after them; one process only (no other
-    # worker's collectives to interleave with), not on TPUs (untested there).
-    checkpoint = run_callbacks.PeriodicCheckpoint(
-        manager, save_checkpoints_steps, num_train_steps, log_steps,
-        enabled=distribution.is_chief,
-        overlap=bool(callbacks) and distribution.num_workers == 1
-        and distribution.name != "tpu")
-    run += ([checkpoint.start] if checkpoint.overlap else []) + list(callbacks) + [
-        checkpoint]
+    run += list(callbacks) + [
+        run_callbacks.PeriodicCheckpoint(manager, save_checkpoints_steps,
+                                         num_train_steps, log_steps,
+                                         enabled=distribution.is_chief)]
     build_before_fit(model, dataset)  # one trace of the train step, not two
     training = compilation.training() if compilation is not None \
         else contextlib.nullcontext()

@@ -100,5 +100,25 @@ def test_two_dimensional_inputs_and_lora_keep_keras_product():
         assert "Einsum" not in [op.type for op in graph.get_operations()]
 
 
+@pytest.mark.skipif(not TF, reason="a TensorFlow graph's ops")
+def test_under_mixed_precision_the_kernel_is_cast_and_the_product_stays_one_op():
+    import tensorflow as tf
+
+    ours = Dense(6, dtype="mixed_bfloat16", name="d")
+    theirs = keras.layers.Dense(6, dtype="mixed_bfloat16", name="d")
+    x = np.random.default_rng(1).normal(size=[2, 5, 4]).astype("float32")
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    with grappler(False):
+        function = tf.function(ours)
+        graph = function.get_concrete_function(tf.TensorSpec([None, None, 4])).graph
+        got = function(x)
+    assert got.dtype == tf.bfloat16 and ours.kernel.dtype == "float32"
+    assert [op.type for op in graph.get_operations()].count("Einsum") == 1
+    np.testing.assert_allclose(tf.cast(got, tf.float32), tf.cast(theirs(x), tf.float32),
+                               rtol=2e-2, atol=2e-2)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
