@@ -151,12 +151,13 @@ def test_evaluation_batches_pad_to_their_longest_row_and_outputs_keep_the_exampl
     length and pads each batch only to its longest row, not to the row's length
     bucket (16, 32, 64): the outputs are the same, in the examples' order."""
     import keras
+    import tensorflow as tf
 
     from keras_bert_app import names
     from keras_bert_app.models import BertClassifier, BertEncoder
     from keras_bert_app.text.text_dataset import text_columns, token_lengths
 
-    # Lengths 3 to 42 word pieces, shuffled.
+    # 4 to 28 positions with [CLS] and [SEP] (batches of 4: widths 8, 15, 28), shuffled.
     words = ["to be or not to be"] * 7
     texts = [" ".join(words[:1 + i % 7])[:4 + 7 * i] for i in range(12)]
     texts = [texts[i] for i in np.random.default_rng(0).permutation(len(texts))]
@@ -178,7 +179,7 @@ def test_evaluation_batches_pad_to_their_longest_row_and_outputs_keep_the_exampl
     # Each example alone, unpadded: the same probabilities, in the file's order.
     for text, output in zip(texts, outputs):
         alone = keras.ops.convert_to_numpy(keras.ops.softmax(
-            classifier(data.preprocessor.pack([tf_string([text])], pad_to_longest=True))))
+            classifier(data.preprocessor.pack([tf.constant([text])], pad_to_longest=True))))
         np.testing.assert_allclose(output, alone[0], atol=2e-6)
     assert np.isfinite(loss)
 
@@ -198,12 +199,6 @@ def test_an_xla_model_evaluates_on_length_buckets(pretrained, tmp_path):
     xla_classifier = SimpleNamespace(jit_compile=True, num_classes=2, predict=predict)
     data.predict(xla_classifier, examples, batch_size=2)
     assert widths == [16, 32]
-
-
-def tf_string(values):
-    import tensorflow as tf
-
-    return tf.constant(values)
 
 
 if __name__ == "__main__":
