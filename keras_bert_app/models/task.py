@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_bert_app.models.encoder import BertEncoder
-from keras_bert_app.tf_tracing import trace_predict_once
+from keras_bert_app.tf_tracing import build_optimizer_before_fit, trace_predict_once
 
 
 class BertTask(keras.Model):
@@ -61,6 +61,7 @@ class BertTask(keras.Model):
                 validation_data = self._text_data(*parts[:3])[0]
             else:
                 validation_data = self._text_data(validation_data)[0]
+        build_optimizer_before_fit(self)  # one trace of the train step, not two
         return super().fit(x=x, y=y, batch_size=batch_size, epochs=epochs,
                            verbose=verbose, callbacks=callbacks,
                            validation_split=validation_split,

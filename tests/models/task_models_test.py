@@ -81,6 +81,43 @@ def test_predict_traces_once_for_batches_of_every_shape_a_dataset_yields():
     assert len(traces) == 1
 
 
+def count_train_step_traces(model):
+    """A list that gets one entry each time `model`'s train step is traced."""
+    traces = []
+    train_step = model.train_step
+
+    def counted(data):
+        traces.append(data)
+        return train_step(data)
+
+    model.train_step = counted
+    return traces
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="tf.function traces are TensorFlow's")
+def test_fit_traces_the_train_step_once_where_keras_alone_traces_it_twice():
+    batch = encoder_batch(batch=4, seq=6, seed=4)
+    labels = np.array([0, 1, 0, 1], "int32")
+    # Keras alone builds the optimizer inside the first trace; TensorFlow then traces
+    # again without creating variables (what `build_optimizer_before_fit` avoids).
+    inputs = {k: keras.Input((6,), dtype="int32", name=k) for k in batch}
+    plain = keras.Model(inputs, keras.layers.Dense(2)(keras.ops.cast(
+        inputs[names.INPUT_WORD_IDS], "float32")))
+    plain.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    plain_traces = count_train_step_traces(plain)
+    plain.fit(batch, labels, epochs=2, verbose=0)
+    assert len(plain_traces) == 2
+    model = BertClassifier(make_encoder(), num_classes=2)
+    model.compile(keras.optimizers.Adam(1e-3))
+    traces = count_train_step_traces(model)
+    history = model.fit(batch, labels, batch_size=2, epochs=2, verbose=0).history
+    assert len(traces) == 1 and model.optimizer.built
+    assert np.isfinite(history["loss"]).all()
+    model.fit(batch, labels, batch_size=2, verbose=0)  # a second fit: the same trace
+    assert len(traces) == 1
+
+
 @pytest.mark.parametrize("num_classes", [0, -1, 2.5, True])
 def test_classifier_rejects_a_bad_class_count(num_classes):
     with pytest.raises(ValueError, match="num_classes"):

@@ -101,6 +101,54 @@ def test_pairs_and_input_checks():
     assert not is_text_input(np.zeros([2, 3]))
 
 
+def test_datasets_of_one_preprocessor_trace_pack_once_per_kind_and_vocabulary():
+    p = preprocessor()
+    texts = tf.constant(TEXTS[:4])
+    # The layer's own (eager) call.
+    expected = {k: np.asarray(v) for k, v in p(texts).items()}
+    traces = []
+    pack = p.pack
+
+    def counted(segments, pad_to_longest=False):
+        traces.append((len(segments), pad_to_longest))
+        return pack(segments, pad_to_longest=pad_to_longest)
+
+    p.pack = counted
+    (labelled, _), = text_dataset(p, TEXTS[:4], np.arange(4), batch_size=4)
+    unlabelled, = text_dataset(p, TEXTS[:4], batch_size=4, shuffle=True, seed=2).take(1)
+    assert traces == [(1, False)]  # fit's and predict's datasets: one trace
+    for inputs in (labelled, unlabelled):
+        assert sorted(inputs[names.INPUT_MASK].numpy().sum(1).tolist()) == sorted(
+            expected[names.INPUT_MASK].sum(1).tolist())
+    for key, value in expected.items():
+        np.testing.assert_array_equal(labelled[key].numpy(), value)
+    list(text_dataset(p, TEXTS[:4], batch_size=4, pad_to_longest=True))
+    list(text_dataset(p, (TEXTS[:4], TEXTS[4:8]), batch_size=4))
+    assert traces[1:] == [(1, True), (2, False)]  # another kind: its own trace
+    # A new vocabulary is never tokenized with the old one's function.
+    p.set_vocabulary(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "to", "be"])
+    (inputs, _), = text_dataset(p, ["to be or"], np.arange(1), batch_size=1)
+    assert inputs[names.INPUT_WORD_IDS].numpy()[0, :5].tolist() == [2, 5, 6, 1, 3]
+    assert traces[-1] == (1, False) and len(traces) == 4
+
+
+def test_a_savedmodel_holding_the_layer_saves_after_datasets_and_eager_calls(tmp_path):
+    # The traced pack functions are no SavedModel children (tracked, their tuple
+    # keys made saving fail).
+    p = preprocessor()
+    list(text_dataset(p, TEXTS[:4], batch_size=4))
+    expected = {k: np.asarray(v) for k, v in p(tf.constant(TEXTS[:2])).items()}
+    module = tf.Module()
+    module.preprocessor = p
+    module.serve = tf.function(lambda texts: p.pack([texts]),
+                               input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
+    served = tf.saved_model.load(str(tmp_path)).signatures["serving_default"](
+        texts=tf.constant(TEXTS[:2]))
+    for key, value in expected.items():
+        np.testing.assert_array_equal(served[key].numpy(), value)
+
+
 def test_the_length_pass_keeps_no_tokenizer_alive():
     import gc
     import weakref
