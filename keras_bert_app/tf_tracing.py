@@ -38,23 +38,28 @@ def trace_predict_once(model, x):
 
 def build_optimizer_before_fit(model):
     """On TensorFlow, builds `model`'s optimizer (for its trainable weights) before
-    `fit` traces the train step, unless it is built already. Anything else: nothing.
+    `fit` traces the train step, unless it is built already or there is nothing to
+    train. Anything else: nothing.
 
     Why: without a `tf.distribute` strategy, Keras' TensorFlow trainer leaves the
     optimizer to be built inside the first trace of the train step, and a
     `tf.function` that creates variables in its first trace traces everything again
     without them. The README's fit-on-strings example (MiniLM, AdamW, 6 steps) traced
-    its train step twice, 4.8 s and 2.6 s; built first (~0.1 s), once: 16.9 s to
-    ~12 s for the whole script (2 cores). Keras itself builds the same way
+    its train step twice, 4.8 s and 2.6 s; built first, once: 16.9 s to 11.4 s for
+    the whole script (2 cores). Keras itself builds the same way
     (`optimizer.build(model.trainable_variables)`) under a strategy, and the
-    pipelines do before their `fit` (`training/fine_tuning.py`).
+    pipelines do before their `fit` (`training/fine_tuning.py`). Only the
+    optimizer's variables: a compiled loss over several outputs (`BertSpanLabeler`)
+    or a metric given by name still adds its own in the first trace (the pipelines
+    build those too: `training.keras_workarounds.build_before_fit`).
     tests/models/task_models_test.py fails if Keras stops tracing twice without it
     or if `fit` traces more than once with it.
     """
     if keras.backend.backend() != "tensorflow" or model.run_eagerly:
         return
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is None or optimizer.built or not model.built:
+    if optimizer is None or optimizer.built or not model.built or \
+            not model.trainable_variables:  # all frozen: Keras leaves it unbuilt
         return
     with model.distribute_strategy.scope():
         optimizer.build(model.trainable_variables)

@@ -61,7 +61,7 @@ class BertTask(keras.Model):
                 validation_data = self._text_data(*parts[:3])[0]
             else:
                 validation_data = self._text_data(validation_data)[0]
-        build_optimizer_before_fit(self)  # one trace of the train step, not two
+        build_optimizer_before_fit(self)  # its variables not created in the trace
         return super().fit(x=x, y=y, batch_size=batch_size, epochs=epochs,
                            verbose=verbose, callbacks=callbacks,
                            validation_split=validation_split,

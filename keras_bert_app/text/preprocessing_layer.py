@@ -176,30 +176,40 @@ class BertTextPreprocessor(keras.layers.Layer):
 
     def batch_pack_function(self, num_segments, pad_to_longest=False):
         """`pack` as a `tf.function` of `num_segments` string tensors `[batch]`,
-        traced once per layer (and vocabulary) for every dataset that maps it.
+        traced once per layer, vocabulary and packing settings for every dataset
+        that maps it (`text_dataset`: `fit`, `evaluate` and `predict` on text
+        arrays, and the pipelines' classification batches).
 
         Why: `tf.data` traces each `map` function anew, and tracing `pack` (the
         tokenizer and packing graph) took ~0.4 s for single texts and ~1 s for pairs
-        on 2 cores, in every `fit`, `evaluate` and `predict` on raw text. Mapping a
-        function that calls this one traces only the call."""
-        key = ("batch", int(num_segments), bool(pad_to_longest))
+        on 2 cores, for every such dataset. Mapping a function that calls this one
+        traces only the call."""
+        return self._pack_function("batch", int(num_segments), bool(pad_to_longest),
+                                   input_signature=[tf.TensorSpec([None], tf.string)] *
+                                   int(num_segments))
+
+    def _pack_function(self, kind, num_segments, pad_to_longest, **function_args):
+        # Keyed by what `pack` reads when it is traced, so that a changed attribute
+        # traces again instead of packing with the old value. (A new vocabulary
+        # empties the cache: `set_vocabulary`.)
+        key = (kind, num_segments, pad_to_longest, self.sequence_length,
+               self.dynamic_padding, self.truncation)
         functions = self._pack_functions.functions
         if key not in functions:
-            functions[key] = tf.function(
-                lambda *s: self.pack(list(s), pad_to_longest=key[2]), autograph=False,
-                input_signature=[tf.TensorSpec([None], tf.string)] * key[1])
+            def packed(*segments):
+                with tf.device("cpu"):  # host-side input work, as in tf.data
+                    return self.pack(list(segments), pad_to_longest=pad_to_longest)
+
+            functions[key] = tf.function(packed, autograph=False, **function_args)
         return functions[key]
 
     def _pack_eagerly(self, segments):
         # One function per number of segments: a reduce_retracing function called with
         # another argument count fails inside TensorFlow's retracing (IndexError).
-        key = ("eager", len(segments))
-        functions = self._pack_functions.functions
-        if key not in functions:
-            functions[key] = tf.function(
-                lambda *s: self.pack(list(s)), autograph=False, reduce_retracing=True)
+        function = self._pack_function("eager", len(segments), False,
+                                       reduce_retracing=True)
         with tf.device("cpu"):
-            inputs = functions[key](*segments)
+            inputs = function(*segments)
         if keras.backend.backend() == "tensorflow":
             return inputs
         return {k: keras.ops.convert_to_tensor(v.numpy()) for k, v in inputs.items()}
@@ -249,11 +259,18 @@ class BertTextPreprocessor(keras.layers.Layer):
 
 class _PackFunctions:
     """A layer's traced `pack` functions, kept out of TensorFlow's object tracking: as
-    a plain dict attribute they would be tracked, and saving a SavedModel that holds
-    the layer would refuse their tuple keys."""
+    a dict attribute they would be tracked, and saving a SavedModel that holds the
+    layer would refuse their non-string keys. A copy of the layer starts with none
+    (each function calls the layer it was made for)."""
 
     def __init__(self):
         self.functions = {}
+
+    def __copy__(self):
+        return _PackFunctions()
+
+    def __deepcopy__(self, memo):
+        return _PackFunctions()
 
 
 def _string_tensor(value):

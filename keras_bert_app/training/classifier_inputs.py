@@ -154,14 +154,18 @@ class ClassifierData:
     def _y(self, examples):
         return cd.label_ids(examples, self.label_names)
 
-    def train_dataset(self, batch_size, seed, skip_batches=0):
+    def train_dataset(self, batch_size, seed, skip_batches=0, pad_to_longest=False):
+        """Endless shuffled batches; with dynamic padding, of examples of one length
+        bucket each, padded to that bucket or (`pad_to_longest`: for a model trained
+        without XLA, where a new length costs no compilation) to the batch's longest
+        row. Either way the batches hold the same examples in the same order."""
         from keras_bert_app.text.text_dataset import text_dataset
 
         return text_dataset(self.preprocessor, self._x(self.train), self._y(self.train),
                             batch_size=batch_size, shuffle=True, seed=seed, repeat=True,
                             drop_remainder=True,
                             bucket_by_length=self.config.dynamic_padding,
-                            skip_batches=skip_batches)
+                            skip_batches=skip_batches, pad_to_longest=pad_to_longest)
 
     # ------------------------------------------------------- outputs, metrics
 

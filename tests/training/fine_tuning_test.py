@@ -184,6 +184,43 @@ def test_evaluation_batches_pad_to_their_longest_row_and_outputs_keep_the_exampl
     assert np.isfinite(loss)
 
 
+def test_without_xla_training_batches_pad_to_their_longest_row_not_their_bucket(
+        pretrained, tmp_path):
+    """The same examples in the same batches either way (one length bucket each);
+    without XLA (`pad_to_longest`, what run_classifier passes then) each batch is
+    only as wide as its longest row."""
+    from keras_bert_app import names
+    from keras_bert_app.training import runner
+    from keras_bert_app.training.classification import ClassifierRunConfig
+    from keras_bert_app.training.classifier_inputs import read_classifier_data
+
+    words = "to be or not to be that is the question".split()
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\n" + "".join(
+        f"{' '.join(words[:1 + (5 * i) % 10] * (1 + i % 3))}\t{i % 2}\n" for i in range(16)))
+    config = ClassifierRunConfig(init_model_dir=pretrained, model_dir=str(tmp_path / "run"),
+                                 train_file=str(train), text_a_column="sentence",
+                                 label_column="label", label_names=("0", "1"),
+                                 max_seq_length=64, do_train=True)
+    data = read_classifier_data(config)
+    _, vocab_file, text_config, _ = runner.model_sources(config)
+    data.set_text(vocab_file, text_config)
+    widths = []
+    for (bucketed, y), (longest, y_longest) in zip(
+            data.train_dataset(4, seed=3).take(8),
+            data.train_dataset(4, seed=3, pad_to_longest=True).take(8)):
+        assert y.numpy().tolist() == y_longest.numpy().tolist()
+        lengths = bucketed[names.INPUT_MASK].numpy().sum(axis=1)
+        width = longest[names.INPUT_WORD_IDS].shape[1]
+        assert bucketed[names.INPUT_WORD_IDS].shape[1] in (16, 32, 64)
+        assert width == lengths.max()
+        for key in names.ENCODER_INPUTS:
+            np.testing.assert_array_equal(bucketed[key].numpy()[:, :width],
+                                          longest[key].numpy())
+        widths.append(width)
+    assert set(widths) - {16, 32, 64}  # not the buckets
+
+
 def test_an_xla_model_evaluates_on_length_buckets(pretrained, tmp_path):
     """With XLA every new length compiles again: batches keep their length buckets."""
     from keras_bert_app import names
