@@ -312,7 +312,12 @@ def run_child(args, role, spec, work, name, backend):
     """This script as `role` in a fresh process; its answer, with `launched` (the
     parent's clock just before the launch) and the child's wall seconds."""
     spec = dict(spec, answer=os.path.join(work, f"{name}.json"))
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONUNBUFFERED="1")
+    # The repository first: a child runs as `python benchmarks/...`, whose own folder,
+    # not the repository, heads its path (no installed keras_bert_app needed).
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([repo] + [p for p in [
+                   os.environ.get("PYTHONPATH")] if p]))
     if args.device == "cpu":
         env["JAX_PLATFORMS"] = "cpu"
         env["CUDA_VISIBLE_DEVICES"] = ""

@@ -260,8 +260,8 @@ class BertTextPreprocessor(keras.layers.Layer):
 class _PackFunctions:
     """A layer's traced `pack` functions, kept out of TensorFlow's object tracking: as
     a dict attribute they would be tracked, and saving a SavedModel that holds the
-    layer would refuse their non-string keys. A copy of the layer starts with none
-    (each function calls the layer it was made for)."""
+    layer would refuse their non-string keys. A deep copy of the layer starts with
+    none (each function calls the layer it was made for)."""
 
     def __init__(self):
         self.functions = {}

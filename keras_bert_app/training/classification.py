@@ -112,6 +112,12 @@ def run_classifier(config, distribution=None):
     return results
 
 
+def _compiles_per_shape(jit_compile, distribution):
+    """Whether the train step is compiled again for each new batch shape: with XLA,
+    and on a TPU (whose steps XLA always compiles)."""
+    return bool(jit_compile) or distribution.name == "tpu"
+
+
 def _train(config, data, distribution, manager):
     from keras_bert_app.model_dir import load_encoder
     from keras_bert_app.models import BertClassifier
@@ -123,11 +129,14 @@ def _train(config, data, distribution, manager):
     resume_step = fine_tuning.resume_or_record(
         config, os.path.join(config.model_dir, names.CLASSIFIER_RUN_FILE),
         RESUME_SETTINGS, manager, plan.num_steps, data.settings(), distribution.is_chief)
-    # Without XLA, each batch pads to its longest row instead of its length bucket:
-    # less compute, and the same packing (one trace) as the evaluation's batches.
-    xla = resolve_jit_compile(config.jit_compile, distribution).jit_compile
+    # Where a new length compiles nothing (no XLA, not a TPU), each batch pads to its
+    # longest row instead of its length bucket: less compute, and the same packing
+    # (one trace) as the evaluation's batches. Decided before the model is built, so
+    # that the start-up line counts the dataset as data.
+    compiles = _compiles_per_shape(
+        resolve_jit_compile(config.jit_compile, distribution).jit_compile, distribution)
     dataset = data.train_dataset(config.train_batch_size, seed=config.seed,
-                                 skip_batches=resume_step, pad_to_longest=not xla)
+                                 skip_batches=resume_step, pad_to_longest=not compiles)
 
     def classifier_encoder(encoder):
         # Fine-tuning a fine-tuned model further (RTE from MNLI): its encoder; the
@@ -143,9 +152,12 @@ def _train(config, data, distribution, manager):
             multi_label=data.problem_type == names.MULTI_LABEL),
         num_steps=plan.num_steps, manager=manager, distribution=distribution,
         initialize=initialize)
-    if classifier.jit_compile != xla:  # the batches were padded for the other case
-        raise RuntimeError(f"jit_compile is {classifier.jit_compile}, but the training "
-                           f"batches were built for jit_compile={xla}.")
+    if _compiles_per_shape(classifier.jit_compile, distribution) != compiles:
+        # Keras turned XLA off itself (op determinism on a GPU, a Mac's GPU): the
+        # batches again, padded for the step as compiled.
+        compiles = not compiles
+        dataset = data.train_dataset(config.train_batch_size, seed=config.seed,
+                                     skip_batches=resume_step, pad_to_longest=not compiles)
     if step < plan.num_steps and distribution.is_chief:
         print(f"Fine-tuning {distribution.describe()}: {len(data.train)} examples, "
               f"steps {step} → {plan.num_steps}, batch {config.train_batch_size}.")

@@ -133,6 +133,39 @@ def run_with_scripted_accuracy(pretrained, tmp_path, monkeypatch, accuracies):
     return results, model_dir, evaluated
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_training_batches_pad_to_their_longest_row_only_without_xla(
+        pretrained, tmp_path, monkeypatch, jit_compile):
+    """Where a new length compiles nothing, to the batch's longest row; with XLA, to
+    the length bucket (a handful of compiled shapes)."""
+    from keras_bert_app.training.classification import ClassifierRunConfig, run_classifier
+    from keras_bert_app.training.classifier_inputs import ClassifierData
+
+    train, _, _ = sentiment_files(tmp_path)
+    padded, train_dataset = [], ClassifierData.train_dataset
+
+    def spy(self, *args, **kwargs):
+        padded.append(kwargs.get("pad_to_longest", False))
+        return train_dataset(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClassifierData, "train_dataset", spy)
+    run_classifier(ClassifierRunConfig(
+        model_dir=str(tmp_path / "run"), init_model_dir=pretrained, train_file=train,
+        text_a_column="sentence", label_column="label", do_train=True,
+        num_train_steps=2, train_batch_size=4, max_seq_length=16, verbose=0,
+        jit_compile=jit_compile))
+    assert padded == [not jit_compile]
+
+
+def test_a_tpu_compiles_each_batch_shape_whatever_jit_compile_says():
+    from keras_bert_app.training.classification import _compiles_per_shape
+    from keras_bert_app.training.distribution import Distribution
+
+    assert not _compiles_per_shape(False, Distribution("default"))
+    assert _compiles_per_shape(True, Distribution("mirrored"))
+    assert _compiles_per_shape(False, Distribution("tpu"))  # XLA always, on a TPU
+
+
 def test_the_model_directory_ends_as_the_best_evaluated_checkpoint(
         pretrained, tmp_path, monkeypatch):
     results, model_dir, evaluated = run_with_scripted_accuracy(
