@@ -58,6 +58,8 @@ import time
 
 import numpy as np
 
+from harness import step_times, torch_adamw
+
 LEARNING_RATE = 2e-5
 WEIGHT_DECAY = 0.01
 # The schedule's length only sets the learning rate's value, never the step's cost.
@@ -99,19 +101,6 @@ def random_batch(vocab_size, batch, seq, num_classes):
     ids = rng.integers(1, vocab_size, (batch, seq)).astype("int32")
     return ids, np.ones_like(ids), np.zeros_like(ids), \
         rng.integers(0, num_classes, (batch,)).astype("int32")
-
-
-def timed(step, warmup, steps):
-    """Per-step seconds of `steps` calls of `step` (which waits for its result), after
-    `warmup` untimed ones."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def summary(times, batch):
@@ -184,10 +173,10 @@ def keras_child(spec):
               "cache_programs_after_first_predict": cached_programs(cache)}
     if spec["full"]:
         steps, warmup, batch = spec["steps"], spec["warmup"], spec["batch"]
-        answer["train"] = summary(timed(lambda: classifier.train_on_batch(x, y), warmup,
-                                        steps), batch)
-        answer["infer"] = summary(timed(lambda: np.asarray(classifier.predict_on_batch(x)),
-                                        warmup, steps), batch)
+        answer["train"] = summary(step_times(
+            lambda: classifier.train_on_batch(x, y), warmup, steps), batch)
+        answer["infer"] = summary(step_times(
+            lambda: np.asarray(classifier.predict_on_batch(x)), warmup, steps), batch)
 
         def fit(n):
             tiled = {k: np.tile(v, (n, 1)) for k, v in host.items()}
@@ -207,23 +196,6 @@ def keras_child(spec):
 
 
 # ------------------------------------------------------------------ theirs (torch)
-
-def torch_adamw(model, fused):
-    """Ours' optimizer in torch (as benchmarks/harness.py `torch_adamw`), with torch's
-    fused AdamW kernel on CUDA: weight decay on every parameter but biases and
-    LayerNorm, betas 0.9/0.999, epsilon 1e-6, linear warm-up then linear decay."""
-    import torch
-
-    named = list(model.named_parameters())
-    exempt = lambda name: "bias" in name or "LayerNorm" in name  # noqa: E731
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for n, p in named if not exempt(n)], "weight_decay": WEIGHT_DECAY},
-         {"params": [p for n, p in named if exempt(n)], "weight_decay": 0.0}],
-        lr=LEARNING_RATE, betas=(0.9, 0.999), eps=1e-6, fused=fused)
-    factor = lambda step: (step / SCHEDULE_WARMUP if step < SCHEDULE_WARMUP  # noqa: E731
-                           else max(0.0, 1.0 - step / SCHEDULE_STEPS))
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
 
 def torch_child(spec):
     """Theirs in this process, each of `spec["modes"]` in turn on a fresh model."""
@@ -266,7 +238,8 @@ def torch_child(spec):
         autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                                   enabled=mode == "bf16_autocast")
         model = transformers.BertForSequenceClassification(hf_config).to(device)
-        optimizer, scheduler = torch_adamw(model, fused=cuda)
+        optimizer, scheduler = torch_adamw(model, LEARNING_RATE, WEIGHT_DECAY, SCHEDULE_STEPS,
+                                           SCHEDULE_WARMUP, fused=cuda)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
 
@@ -292,10 +265,10 @@ def torch_child(spec):
         marks.setdefault("first_step_end", time.time())
         result = {"attention": getattr(model.config, "_attn_implementation", None),
                   "first_train_step_s": first,
-                  "train": summary(timed(train_step, spec["warmup"], spec["steps"]),
+                  "train": summary(step_times(train_step, spec["warmup"], spec["steps"]),
                                    spec["batch"])}
         model.eval()
-        result["infer"] = summary(timed(infer_step, spec["warmup"], spec["steps"]),
+        result["infer"] = summary(step_times(infer_step, spec["warmup"], spec["steps"]),
                                   spec["batch"])
         if cuda:
             result["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20

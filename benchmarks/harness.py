@@ -21,8 +21,8 @@ def model_benchmark_parser(doc):
     return parser
 
 
-def seconds_per_step(step, warmup, steps, statistic=np.median):
-    """`statistic` of `steps` timed calls of `step`, after `warmup` untimed ones."""
+def step_times(step, warmup, steps):
+    """Seconds of each of `steps` timed calls of `step`, after `warmup` untimed ones."""
     for _ in range(warmup):
         step()
     times = []
@@ -30,7 +30,12 @@ def seconds_per_step(step, warmup, steps, statistic=np.median):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return float(statistic(times))
+    return times
+
+
+def seconds_per_step(step, warmup, steps, statistic=np.median):
+    """`statistic` of `steps` timed calls of `step`, after `warmup` untimed ones."""
+    return float(statistic(step_times(step, warmup, steps)))
 
 
 def minilm_model_dir():
@@ -262,13 +267,13 @@ def convert_minilm(runs, work):
     return model_dir
 
 
-def torch_adamw(model, learning_rate, weight_decay, steps, warmup_steps):
+def torch_adamw(model, learning_rate, weight_decay, steps, warmup_steps, fused=None):
     """Our fine-tuning optimizer (training/optimizers.py `create_optimizer`) in torch:
     AdamW (betas 0.9/0.999, epsilon 1e-6; Trainer's default is 1e-8), decoupled weight
     decay on every parameter but biases and LayerNorm, on our `WarmupLinearDecay`
     schedule: linear warm-up over `warmup_steps`, then linear decay from the peak
     counted from step 0 (Google's; transformers' linear schedule counts it from the
-    end of warm-up). `(optimizer, scheduler)`."""
+    end of warm-up). `fused`: torch's fused kernel (CUDA). `(optimizer, scheduler)`."""
     import torch
 
     named = list(model.named_parameters())
@@ -276,7 +281,7 @@ def torch_adamw(model, learning_rate, weight_decay, steps, warmup_steps):
     optimizer = torch.optim.AdamW(
         [{"params": [p for n, p in named if not exempt(n)], "weight_decay": weight_decay},
          {"params": [p for n, p in named if exempt(n)], "weight_decay": 0.0}],
-        lr=learning_rate, betas=(0.9, 0.999), eps=1e-6)
+        lr=learning_rate, betas=(0.9, 0.999), eps=1e-6, fused=fused)
     factor = lambda step: (step / warmup_steps if step < warmup_steps  # noqa: E731
                            else max(0.0, 1.0 - step / steps))
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

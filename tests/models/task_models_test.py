@@ -53,20 +53,27 @@ def test_one_class_is_regression_with_mean_squared_error():
     assert "mean_absolute_error" in result
 
 
+def count_traces(model, step):
+    """A list that gets one entry each time `model`'s `step` ("train_step",
+    "predict_step") is traced."""
+    traces = []
+    original = getattr(model, step)
+
+    def counted(data):
+        traces.append(data)
+        return original(data)
+
+    setattr(model, step, counted)
+    return traces
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="tf.data datasets and tf.function traces are TensorFlow's")
 def test_predict_traces_once_for_batches_of_every_shape_a_dataset_yields():
     import tensorflow as tf
 
     model = BertClassifier(make_encoder(), num_classes=2)
-    traces = []
-    predict_step = model.predict_step
-
-    def counted(data):
-        traces.append(data)
-        return predict_step(data)
-
-    model.predict_step = counted
+    traces = count_traces(model, "predict_step")
     # Dynamically padded batches: lengths 5, 8, 6 and a last, smaller batch.
     batches = [encoder_batch(batch=b, seq=s, lengths=[min(s, 4)] * b, seed=s)
                for b, s in ((4, 5), (4, 8), (3, 6))]
@@ -81,19 +88,6 @@ def test_predict_traces_once_for_batches_of_every_shape_a_dataset_yields():
     assert len(traces) == 1
 
 
-def count_train_step_traces(model):
-    """A list that gets one entry each time `model`'s train step is traced."""
-    traces = []
-    train_step = model.train_step
-
-    def counted(data):
-        traces.append(data)
-        return train_step(data)
-
-    model.train_step = counted
-    return traces
-
-
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="tf.function traces are TensorFlow's")
 def test_fit_traces_the_train_step_once_where_keras_alone_traces_it_twice():
@@ -105,12 +99,12 @@ def test_fit_traces_the_train_step_once_where_keras_alone_traces_it_twice():
     plain = keras.Model(inputs, keras.layers.Dense(2)(keras.ops.cast(
         inputs[names.INPUT_WORD_IDS], "float32")))
     plain.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    plain_traces = count_train_step_traces(plain)
+    plain_traces = count_traces(plain, "train_step")
     plain.fit(batch, labels, epochs=2, verbose=0)
     assert len(plain_traces) == 2
     model = BertClassifier(make_encoder(), num_classes=2)
     model.compile(keras.optimizers.Adam(1e-3))
-    traces = count_train_step_traces(model)
+    traces = count_traces(model, "train_step")
     history = model.fit(batch, labels, batch_size=2, epochs=2, verbose=0).history
     assert len(traces) == 1 and model.optimizer.built
     assert np.isfinite(history["loss"]).all()
