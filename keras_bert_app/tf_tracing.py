@@ -1,7 +1,8 @@
 """TensorFlow-only tracing help, kept out of `layers/` and `models/` (which use
 `keras.ops` and run on every backend): Keras' `predict` traced once for dynamically
-padded batches, and a one-op sequence product for graphs that run without Grappler.
-TensorFlow is imported only on that backend, inside the functions."""
+padded batches, `fit`'s train step traced once instead of twice, and a one-op
+sequence product for graphs that run without Grappler. TensorFlow is imported only
+on that backend, inside the functions."""
 
 import keras
 
@@ -46,12 +47,13 @@ def build_optimizer_before_fit(model):
     `tf.function` that creates variables in its first trace traces everything again
     without them. The README's fit-on-strings example (MiniLM, AdamW, 6 steps) traced
     its train step twice, 4.8 s and 2.6 s; built first, once (the whole script, with
-    the preprocessor's one `pack` trace: 22.5-26.0 s to 16.6-16.8 s on 2 cores). Keras itself builds the same way
-    (`optimizer.build(model.trainable_variables)`) under a strategy, and the
-    pipelines do before their `fit` (`training/fine_tuning.py`). Only the
-    optimizer's variables: a compiled loss over several outputs (`BertSpanLabeler`)
-    or a metric given by name still adds its own in the first trace (the pipelines
-    build those too: `training.keras_workarounds.build_before_fit`).
+    the preprocessor's one `pack` trace: 22.5-26.0 s to 16.6-16.8 s on 2 cores).
+    Keras itself builds the same way (`optimizer.build(model.trainable_variables)`)
+    under a strategy, and the pipelines do before their `fit`
+    (`training/fine_tuning.py`). Only the optimizer's variables: a compiled loss
+    over several outputs (`BertSpanLabeler`) or a metric given by name still adds
+    its own in the first trace (the pipelines build those too:
+    `training.keras_workarounds.build_before_fit`).
     tests/models/task_models_test.py fails if Keras stops tracing twice without it
     or if `fit` traces more than once with it.
     """

@@ -266,9 +266,6 @@ class _PackFunctions:
     def __init__(self):
         self.functions = {}
 
-    def __copy__(self):
-        return _PackFunctions()
-
     def __deepcopy__(self, memo):
         return _PackFunctions()
 
