@@ -9,6 +9,10 @@ root=$(pwd)
 venv=${VENV:-$root/.venv}
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 shared=$(cd "$root/.." && pwd)/shared/data
+# What every target may share (tests/bazel_main.py: the TensorFlow core-op lists, named
+# by a digest of the installation): under /tmp, which Bazel's sandbox leaves writable.
+test_cache=/tmp/keras_bert_app-bazel-$(id -u)
+mkdir -p "$test_cache"
 cat > .bazelrc.user <<RC
 common --override_repository=rules_cc=$root/third_party/bazel/rules_cc
 common --override_repository=remote_coverage_tools=$root/third_party/bazel/remote_coverage_tools
@@ -18,5 +22,6 @@ common --override_repository=bazel_skylib=/usr/share/bazel/tools/skylib
 build --python_path=$venv/bin/python
 test --test_env=PYTHONPATH=$site
 test --test_env=KBA_SHARED_DATA=$shared
+test --test_env=KBA_TEST_SHARED_CACHE=$test_cache
 RC
 exec bazel test "$@" //...

@@ -32,6 +32,9 @@ import sys
 import numpy as np
 
 BLOCKED_MODULES = ("keras", "tf_keras", "keras_hub", "keras_nlp", "keras_bert_app")
+# Neither is in a serving process; TensorFlow's import takes JAX's `jit` when it is
+# installed (TF Lite's util, guarded): ~0.3-0.5 s of every check's start-up.
+NOT_IN_A_SERVING_PROCESS = ("jax", "jaxlib")
 # tensorflow-text op libraries whose ops tensorflow-text 2.12.1 (TF Serving <= 2.19)
 # does not have: TFText>RoundRobinTrim, TFText>RoundRobinGenerateMasks,
 # TFText>Utf8Binarize (keras_bert_app/export/tf_serving_ops.py).
@@ -110,7 +113,7 @@ def run_check(request, work_dir):
 
 
 def block_modules():
-    for name in BLOCKED_MODULES:
+    for name in BLOCKED_MODULES + NOT_IN_A_SERVING_PROCESS:
         sys.modules[name] = None  # `import name` raises ImportError from now on
 
 

@@ -3,9 +3,13 @@
 It follows the published algorithm step by step (BasicTokenizer then greedy
 longest-match-first WordPiece), using Python's `unicodedata` the same way, and is
 checked against Google's own test cases in `reference_tokenizer_test.py`. It is slow and
-runs only in tests.
+runs only in tests. What it computes per character, per whitespace-separated token and
+per word is a pure function of that string, so each is computed once and remembered
+(the parity test tokenizes 191,000 texts twice: ~21 s a casing without it); the
+results are the same.
 """
 
+import functools
 import unicodedata
 
 MAX_INPUT_CHARS_PER_WORD = 200  # google-research/bert tokenization.py (current)
@@ -19,18 +23,21 @@ def load_vocab(path):
     return vocab
 
 
+@functools.lru_cache(maxsize=None)
 def is_whitespace(char):
     if char in (" ", "\t", "\n", "\r"):
         return True
     return unicodedata.category(char) == "Zs"
 
 
+@functools.lru_cache(maxsize=None)
 def is_control(char):
     if char in ("\t", "\n", "\r"):
         return False
     return unicodedata.category(char) in ("Cc", "Cf")
 
 
+@functools.lru_cache(maxsize=None)
 def is_punctuation(char):
     cp = ord(char)
     if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
@@ -48,16 +55,23 @@ def is_chinese_char(cp):
 class BasicTokenizer:
     def __init__(self, do_lower_case=True):
         self.do_lower_case = do_lower_case
+        self._split = {}  # whitespace-separated token -> its words
 
     def tokenize(self, text):
         text = self._clean_text(text)
         text = self._tokenize_chinese_chars(text)
         split_tokens = []
         for token in text.strip().split():
-            if self.do_lower_case:
-                token = self._strip_accents(token.lower())
-            split_tokens.extend(self._split_on_punctuation(token))
+            words = self._split.get(token)
+            if words is None:
+                words = self._split[token] = self._split_token(token)
+            split_tokens.extend(words)
         return " ".join(split_tokens).strip().split()
+
+    def _split_token(self, token):
+        if self.do_lower_case:
+            token = self._strip_accents(token.lower())
+        return self._split_on_punctuation(token)
 
     @staticmethod
     def _strip_accents(text):
@@ -80,17 +94,25 @@ class BasicTokenizer:
 
     @staticmethod
     def _tokenize_chinese_chars(text):
-        return "".join(f" {c} " if is_chinese_char(ord(c)) else c for c in text)
+        return "".join(map(_spaced_if_chinese, text))
 
     @staticmethod
     def _clean_text(text):
-        out = []
-        for char in text:
-            cp = ord(char)
-            if cp == 0 or cp == 0xFFFD or is_control(char):
-                continue
-            out.append(" " if is_whitespace(char) else char)
-        return "".join(out)
+        return "".join(map(_cleaned, text))
+
+
+@functools.lru_cache(maxsize=None)
+def _spaced_if_chinese(char):
+    return f" {char} " if is_chinese_char(ord(char)) else char
+
+
+@functools.lru_cache(maxsize=None)
+def _cleaned(char):
+    """The character as `_clean_text` keeps it: dropped, a space, or itself."""
+    cp = ord(char)
+    if cp == 0 or cp == 0xFFFD or is_control(char):
+        return ""
+    return " " if is_whitespace(char) else char
 
 
 class WordpieceTokenizer:
@@ -133,17 +155,24 @@ class FullTokenizer:
         self.vocab = load_vocab(vocab_file)
         self.basic = BasicTokenizer(do_lower_case)
         self.wordpiece = WordpieceTokenizer(self.vocab)
+        self._pieces = {}  # word -> its word pieces
+
+    def _word_pieces(self, word):
+        pieces = self._pieces.get(word)
+        if pieces is None:
+            pieces = self._pieces[word] = self.wordpiece.tokenize(word)
+        return pieces
 
     def tokenize(self, text):
         if isinstance(text, bytes):
             text = text.decode("utf-8", "ignore")
-        return [p for word in self.basic.tokenize(text) for p in self.wordpiece.tokenize(word)]
+        return [p for word in self.basic.tokenize(text) for p in self._word_pieces(word)]
 
     def tokenize_words(self, text):
         """Word pieces grouped by word, the shape of our in-graph tokenizer's output."""
         if isinstance(text, bytes):
             text = text.decode("utf-8", "ignore")
-        return [self.wordpiece.tokenize(word) for word in self.basic.tokenize(text)]
+        return [list(self._word_pieces(word)) for word in self.basic.tokenize(text)]
 
     def convert_tokens_to_ids(self, tokens):
         return [self.vocab[t] for t in tokens]

@@ -11,6 +11,9 @@ def main(spec_json, output_path):
     spec = json.loads(spec_json)
     steps = spec.pop("steps")
 
+    from pipelines.frameworks import import_frameworks
+
+    import_frameworks()  # as run_pretraining's process imports them (tests/training/run_worker.py)
     import keras
     import numpy as np
 

@@ -12,7 +12,13 @@ distribution."""
 import json
 import sys
 
-from keras_bert_app.training.distribution import split_host_cpu
+from pipelines.frameworks import import_frameworks
+
+# As a pipeline's process imports them: without the JAX (under the TensorFlow
+# backend), scikit-learn and matplotlib that Keras' import pulls in.
+import_frameworks()
+
+from keras_bert_app.training.distribution import split_host_cpu  # noqa: E402
 
 
 def main(specs_json, *output_paths):
