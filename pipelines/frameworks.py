@@ -15,7 +15,8 @@ lost is what no pipeline calls: Keras' scikit-learn wrappers, `plot_image_galler
 and TF Lite's JAX conversion.
 
 Library users are untouched: only `pipelines/` calls this, before its first import
-of the library, and the test suite (tests/bazel_main.py, tests/conftest.py).
+of the library, and the test suite (tests/bazel_main.py, tests/conftest.py, and the
+distributed tests' worker processes: tests/training/run_worker.py, input_worker.py).
 """
 
 import importlib.abc

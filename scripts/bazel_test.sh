@@ -10,9 +10,15 @@ venv=${VENV:-$root/.venv}
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 shared=$(cd "$root/.." && pwd)/shared/data
 # What every target may share (tests/bazel_main.py: the TensorFlow core-op lists, named
-# by a digest of the installation): under /tmp, which Bazel's sandbox leaves writable.
+# by a digest of the installation): under /tmp, which Bazel's sandbox leaves writable;
+# this account's own folder, private, or nothing is shared.
 test_cache=/tmp/keras_bert_app-bazel-$(id -u)
-mkdir -p "$test_cache"
+mkdir -p -m 700 "$test_cache" 2>/dev/null || true
+shared_cache_env=""
+if [ -d "$test_cache" ] && [ -O "$test_cache" ] && [ ! -L "$test_cache" ]; then
+  chmod 700 "$test_cache"
+  shared_cache_env="test --test_env=KBA_TEST_SHARED_CACHE=$test_cache"
+fi
 cat > .bazelrc.user <<RC
 common --override_repository=rules_cc=$root/third_party/bazel/rules_cc
 common --override_repository=remote_coverage_tools=$root/third_party/bazel/remote_coverage_tools
@@ -22,6 +28,6 @@ common --override_repository=bazel_skylib=/usr/share/bazel/tools/skylib
 build --python_path=$venv/bin/python
 test --test_env=PYTHONPATH=$site
 test --test_env=KBA_SHARED_DATA=$shared
-test --test_env=KBA_TEST_SHARED_CACHE=$test_cache
+$shared_cache_env
 RC
 exec bazel test "$@" //...

@@ -14,10 +14,8 @@ it.) Prints one JSON object on its last line: `{"label": [...], "probabilities":
 import json
 import sys
 
-# A SavedModel that needed our code or keras-hub to load would fail here. JAX is not
-# needed either: TensorFlow's import takes its `jit` when it is installed (TF Lite's
-# util, guarded), ~0.3-0.5 s of the client's start-up.
-for _blocked in ("keras_bert_app", "keras_hub", "keras_nlp", "jax", "jaxlib"):
+# A SavedModel that needed our code or keras-hub to load would fail here.
+for _blocked in ("keras_bert_app", "keras_hub", "keras_nlp"):
     sys.modules[_blocked] = None
 
 import tensorflow as tf  # noqa: E402

@@ -128,14 +128,15 @@ def saved_model_op_types(export_dir):
 @functools.lru_cache(maxsize=1)
 def core_op_types():
     """Every op type that `import tensorflow` alone registers (TF core), as listed by a
-    child process with this interpreter and environment (~5 s), kept in the user's
+    child process with this interpreter and environment (~3 s), kept in the user's
     cache for this TensorFlow installation (`_core_ops_cache_file`): later exports,
     in any process, read it instead."""
     cache_file = _core_ops_cache_file()
     cached = _read_core_ops(cache_file)
     if cached is not None:
         return cached
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # TensorFlow's backend: the script hides JAX, which a JAX backend's Keras would need.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
     proc = subprocess.run([sys.executable, "-c", _CORE_OPS_SCRIPT], capture_output=True,
                           text=True, env=env, timeout=600)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("CORE_OPS=")]
