@@ -55,17 +55,15 @@ def is_chinese_char(cp):
 class BasicTokenizer:
     def __init__(self, do_lower_case=True):
         self.do_lower_case = do_lower_case
-        self._split = {}  # whitespace-separated token -> its words
+        # Whitespace-separated token -> its words (a pure function of the token).
+        self._split_token = functools.lru_cache(maxsize=None)(self._split_token)
 
     def tokenize(self, text):
         text = self._clean_text(text)
         text = self._tokenize_chinese_chars(text)
         split_tokens = []
         for token in text.strip().split():
-            words = self._split.get(token)
-            if words is None:
-                words = self._split[token] = self._split_token(token)
-            split_tokens.extend(words)
+            split_tokens.extend(self._split_token(token))
         return " ".join(split_tokens).strip().split()
 
     def _split_token(self, token):
@@ -155,13 +153,8 @@ class FullTokenizer:
         self.vocab = load_vocab(vocab_file)
         self.basic = BasicTokenizer(do_lower_case)
         self.wordpiece = WordpieceTokenizer(self.vocab)
-        self._pieces = {}  # word -> its word pieces
-
-    def _word_pieces(self, word):
-        pieces = self._pieces.get(word)
-        if pieces is None:
-            pieces = self._pieces[word] = self.wordpiece.tokenize(word)
-        return pieces
+        # Word -> its word pieces (a pure function of the word); callers get copies.
+        self._word_pieces = functools.lru_cache(maxsize=None)(self.wordpiece.tokenize)
 
     def tokenize(self, text):
         if isinstance(text, bytes):
