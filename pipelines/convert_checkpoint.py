@@ -14,11 +14,11 @@ import sys
 from absl import flags
 
 from pipelines.errors import run
-from pipelines.frameworks import import_frameworks
 
-import_frameworks()  # before the library: its imports without unused extras
-
-from keras_bert_app.checkpoints import SOURCE_FORMATS, convert_checkpoint  # noqa: E402
+# The library's `checkpoints.SOURCE_FORMATS`, written out: importing the library
+# imports TensorFlow, which `--help` must not wait for (tests/pipelines/
+# flag_choices_test.py checks that the two agree).
+SOURCE_FORMATS = ("hf", "tf1")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("source_format", None, list(SOURCE_FORMATS),
@@ -33,6 +33,8 @@ flags.mark_flags_as_required(["source_format", "input_path", "output_dir"])
 
 def main(argv):
     del argv
+    from keras_bert_app.checkpoints import convert_checkpoint
+
     report = convert_checkpoint(FLAGS.source_format, FLAGS.input_path, FLAGS.output_dir,
                                 do_lower_case=FLAGS.do_lower_case)
     print(report.format())

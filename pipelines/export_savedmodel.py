@@ -57,15 +57,11 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 from absl import flags  # noqa: E402
 
 from pipelines.errors import run  # noqa: E402
-from pipelines.frameworks import import_frameworks  # noqa: E402
 
-import_frameworks()  # before the library: its imports without unused extras
-
-from keras_bert_app import names  # noqa: E402
-from keras_bert_app.export import (build_preprocessor, export_classifier,  # noqa: E402
-                                   export_embedder, export_encoder,
-                                   export_multiple_choice, export_ner,
-                                   export_preprocessing, export_squad)
+# The library's `names.MEAN_POOLING` and `names.POOLING_MODES`, written out: importing
+# the library imports TensorFlow, which `--help` must not wait for (tests/pipelines/
+# flag_choices_test.py checks that they agree).
+MEAN_POOLING, POOLING_MODES = "mean", ("cls", "mean")
 
 CLASSIFIER, ENCODER, ENCODER_WITH_MLM = "classifier", "encoder", "encoder_with_mlm"
 SQUAD, NER, EMBEDDER = "squad", "ner", "embedder"
@@ -102,7 +98,7 @@ flags.DEFINE_integer("default_seq_length", 128,
                      "preprocessing only: output length of the root call.")
 flags.DEFINE_enum("truncation", "round_robin", ["round_robin", "waterfall"],
                   "preprocessing only: how segments are cut to fit the sequence length.")
-flags.DEFINE_enum("pooling", names.MEAN_POOLING, list(names.POOLING_MODES),
+flags.DEFINE_enum("pooling", MEAN_POOLING, list(POOLING_MODES),
                   "embedder only: the last layer's mean over real tokens, or its [CLS] "
                   "vector.")
 flags.DEFINE_bool("normalize", True, "embedder only: scale each embedding to unit L2 "
@@ -115,6 +111,11 @@ flags.mark_flag_as_required("export_path")
 
 def main(argv):
     del argv
+    from keras_bert_app.export import (build_preprocessor, export_classifier,
+                                       export_embedder, export_encoder,
+                                       export_multiple_choice, export_ner,
+                                       export_preprocessing, export_squad)
+
     if FLAGS.export_type == PREPROCESSING:
         preprocessor = build_preprocessor(
             vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,

@@ -27,12 +27,11 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 from absl import flags  # noqa: E402
 
 from pipelines.errors import run  # noqa: E402
-from pipelines.frameworks import import_frameworks  # noqa: E402
 
-import_frameworks()  # before the library: its imports without unused extras
-
-from keras_bert_app.feature_extraction import DEFAULT_LAYERS, POOLING_MODES  # noqa: E402
-from keras_bert_app.feature_files import extract_features  # noqa: E402
+# The library's `feature_extraction.DEFAULT_LAYERS` and `POOLING_MODES`, written out:
+# importing the library imports TensorFlow, which `--help` must not wait for
+# (tests/pipelines/flag_choices_test.py checks that they agree).
+DEFAULT_LAYERS, POOLING_MODES = (-1, -2, -3, -4), ("cls", "mean")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_file", None,
@@ -62,6 +61,8 @@ flags.mark_flags_as_required(["input_file", "output_file", "init_model_dir"])
 
 def main(argv):
     del argv
+    from keras_bert_app.feature_files import extract_features
+
     # --layers has a default for per-token features; with --pooling it is an error
     # only when given.
     layers = FLAGS.layers if FLAGS.pooling is None or FLAGS["layers"].present else None

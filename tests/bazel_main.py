@@ -20,6 +20,13 @@ if __name__ == "__main__":
 from pipelines.frameworks import import_frameworks, keras_backend_is_tensorflow  # noqa: E402
 
 
+# Test files whose tests only start a child pytest under another Keras backend
+# (tests/backends/suite.py): their own process needs no TensorFlow (~3 s of CPU in
+# each of their four actions), so neither this file nor conftest.py imports it there.
+LAUNCHERS = ("tests/backends/jax_test.py", "tests/backends/torch_test.py")
+NO_FRAMEWORKS = "KBA_TEST_NO_FRAMEWORKS"
+
+
 def split_arguments(argv):
     """`(files, other arguments)`: the leading `*_test.py` arguments, then the rest."""
     count = 0
@@ -80,7 +87,9 @@ def main():
     files, rest = split_arguments(sys.argv[1:])
     writable_user_cache()
     passive_openmp_threads()
-    if keras_backend_is_tensorflow():
+    if all(f.endswith(LAUNCHERS) for f in files):
+        os.environ[NO_FRAMEWORKS] = "1"  # for conftest.py; the child pytest drops it
+    elif keras_backend_is_tensorflow():
         import_frameworks()
     if len(files) == 1:
         sys.argv = files + rest

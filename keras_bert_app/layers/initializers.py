@@ -47,7 +47,7 @@ def weights_set_after():
         _scope.depth -= 1
 
 
-def load_every_weight(model, path):
+def load_every_weight(model, path, objects_to_skip=None, require_optimizer=False):
     """`model.load_weights(path)`, failing unless every weight of `model` is in the
     file. Keras fails on a layer the file lacks (a `ValueError` naming the layer;
     tests/layers/initializers_test.py pins that), except in one lenient path: files
@@ -55,11 +55,22 @@ def load_every_weight(model, path):
     "Skipping nested container" warning, the affected layers keeping their initial
     values (inside `weights_set_after`: zeros). Such a load is a `ValueError` here.
     Keras also gives that warning on its way to a real mismatch's own error, so the
-    warnings are looked at only once the load returned."""
+    warnings are looked at only once the load returned.
+
+    Keras also loads a file whose optimizer state does not fit `model`'s optimizer
+    (none saved, or another optimizer's), with a "Skipping variable loading for
+    optimizer" warning, the optimizer keeping its fresh state: an error here with
+    `require_optimizer` (a training checkpoint). `objects_to_skip`: objects (e.g.
+    `[model.optimizer]`) neither read nor checked (Keras' `load_weights` argument)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.load_weights(path)
-    skipped = [w for w in caught if "Skipping nested container" in str(w.message)]
+        if objects_to_skip:
+            keras.saving.load_weights(model, path, objects_to_skip=list(objects_to_skip))
+        else:
+            model.load_weights(path)
+    skipped = [w for w in caught if "Skipping nested container" in str(w.message) or (
+        require_optimizer and "Skipping variable loading for optimizer" in
+        str(w.message))]
     for other in caught:
         if other not in skipped:
             warnings.warn_explicit(other.message, other.category, other.filename,

@@ -41,21 +41,25 @@ class StepLimit(keras.callbacks.Callback):
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
     """Saves a checkpoint when an interval ends on a multiple of `save_steps`, and
-    at the last step."""
+    at the last step; that one without the optimizer's state unless
+    `optimizer_state_at_end` (see `checkpointing`)."""
 
     def __init__(self, manager, save_steps, num_train_steps, steps_per_epoch,
-                 enabled=True):
+                 enabled=True, optimizer_state_at_end=True):
         super().__init__()
         self.manager = manager
         self.save_steps = save_steps
         self.num_train_steps = num_train_steps
         self.steps_per_epoch = steps_per_epoch
         self.enabled = enabled  # False on non-chief workers
+        self.optimizer_state_at_end = optimizer_state_at_end
 
     def on_epoch_end(self, epoch, logs=None):
         step = interval_end_step(epoch, self.steps_per_epoch, self.num_train_steps)
-        if self.enabled and (step % self.save_steps == 0 or step >= self.num_train_steps):
-            self.manager.save(self.model, step)
+        last = step >= self.num_train_steps
+        if self.enabled and (step % self.save_steps == 0 or last):
+            self.manager.save(self.model, step,
+                              optimizer_state=self.optimizer_state_at_end or not last)
 
 
 class TensorBoardScalars(keras.callbacks.Callback):

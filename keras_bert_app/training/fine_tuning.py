@@ -121,7 +121,7 @@ def compiled_task_model(config, model_config, build, *, num_steps, manager,
             **(compile_args(model) if compile_args else {}))
         model.optimizer.build(model.trainable_variables)
         prepare_for_distribution(model, distribution)
-        step = manager.restore(model)
+        step = manager.restore(model, final_step=num_steps)
         if step == 0 and initialize is not None:
             initialize(encoder)
     compilation.watch(model)
@@ -143,7 +143,9 @@ def pretrained_weights(source_weights):
 def train_and_keep_best(config, data, model, dataset, manager, distribution, schedule,
                         start_step, compilation=None):
     """Trains `model` from `start_step` (`runner.fit_steps`), evaluating at every
-    checkpoint when `config.do_eval`. Returns `(model, weights_file)`: the float32
+    checkpoint when `config.do_eval`. The last checkpoint holds no optimizer state:
+    a fine-tuning run's resume settings include its step count, so nothing trains on
+    from it (`checkpointing`). Returns `(model, weights_file)`: the float32
     copy the run ends with (the best evaluated weights, else the last), and the best
     weights file when this process wrote it from that copy as it is now (the model
     directory can link it instead of writing the same bytes again), else None."""
@@ -160,7 +162,7 @@ def train_and_keep_best(config, data, model, dataset, manager, distribution, sch
                      global_batch_size=config.train_batch_size,
                      model_dir=config.model_dir, distribution=distribution,
                      verbose=config.verbose, callbacks=callbacks,
-                     compilation=compilation)
+                     compilation=compilation, optimizer_state_at_end=False)
     best = best_record(manager) if config.do_eval else None
     if evaluated is not None and evaluated.copy is not None:
         # The copy the evaluations used: built and traced already (a second copy

@@ -30,7 +30,8 @@ def default_log_steps(save_checkpoints_steps, steps_per_execution):
 
 def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps,
               save_checkpoints_steps, global_batch_size, model_dir, distribution,
-              verbose="auto", callbacks=(), errors_named=None, compilation=None):
+              verbose="auto", callbacks=(), errors_named=None, compilation=None,
+              optimizer_state_at_end=True):
     """Trains `model` (compiled, restored to `start_step`) from `start_step` to
     exactly `num_train_steps` batches of `dataset`.
 
@@ -43,6 +44,9 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     into messages naming the file). `compilation` (a `compilation.RunCompilation`):
     the start-up line at the first step, Grappler as it decided while `fit` runs
     (`RunCompilation.training`), and the compile count after the last step.
+    `optimizer_state_at_end=False`: the last step's checkpoint leaves the optimizer's
+    state out, for a run that is never trained further (fine-tuning: its resume
+    settings include the step count; `checkpointing`).
     """
     import contextlib
 
@@ -69,7 +73,8 @@ def fit_steps(model, dataset, manager, *, start_step, num_train_steps, log_steps
     run += list(callbacks) + [
         run_callbacks.PeriodicCheckpoint(manager, save_checkpoints_steps,
                                          num_train_steps, log_steps,
-                                         enabled=distribution.is_chief)]
+                                         enabled=distribution.is_chief,
+                                         optimizer_state_at_end=optimizer_state_at_end)]
     build_before_fit(model, dataset)  # one trace of the train step, not two
     training = compilation.training() if compilation is not None \
         else contextlib.nullcontext()

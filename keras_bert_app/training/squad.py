@@ -188,7 +188,8 @@ def _train(config, examples, distribution, manager, skipped=0):
                      log_steps=log_steps, save_checkpoints_steps=save_steps,
                      global_batch_size=config.train_batch_size,
                      model_dir=config.model_dir, distribution=distribution,
-                     verbose=config.verbose, compilation=compilation)
+                     verbose=config.verbose, compilation=compilation,
+                     optimizer_state_at_end=False)  # never trained further
     if distribution.is_chief:
         task = TaskConfig(task=names.SQUAD_TASK, heads=[names.SPAN_HEAD],
                           max_seq_length=config.max_seq_length, settings=config.settings)

@@ -88,6 +88,7 @@ def run_suite(backend, work_dir, record_property, timeout_s=1800):
                PYTHONPATH=os.pathsep.join(
                    p for p in [REPO, os.environ.get("PYTHONPATH", "")] if p))
     env.pop("XML_OUTPUT_FILE", None)  # Bazel's report is the outer test's
+    env.pop("KBA_TEST_NO_FRAMEWORKS", None)  # tests/bazel_main.py's, for this process
     for name in ("TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX", "TEST_SHARD_STATUS_FILE"):
         env.pop(name, None)  # the shard is chosen here, not again in the child
     if backend == "jax":

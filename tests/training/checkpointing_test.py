@@ -1,4 +1,5 @@
-"""CheckpointManager: atomic checkpoints with the optimizer state, newest kept."""
+"""CheckpointManager: atomic checkpoints with the optimizer state, newest kept; a
+finished run's last one without it, and only for a run that ends there."""
 
 import os
 import sys
@@ -10,6 +11,7 @@ import pytest
 from keras_bert_app import names
 from keras_bert_app.models import BertEncoder, BertPretrainer
 from keras_bert_app.training import CheckpointManager, create_optimizer
+from keras_bert_app.training.checkpointing import has_optimizer_state
 from tests.helpers import encoder_batch, tiny_config
 
 
@@ -85,6 +87,71 @@ def test_restore_brings_back_weights_and_optimizer_state(tmp_path):
     for a, b in zip(trained.weights, fresh.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
                                    keras.ops.convert_to_numpy(b), atol=1e-6)
+
+
+def h5_names(path):
+    import h5py
+
+    found = []
+    with h5py.File(path, "r") as f:
+        f.visit(found.append)
+    return found
+
+
+def test_the_last_checkpoint_of_a_run_can_leave_the_optimizer_state_out(tmp_path):
+    trained = compiled_pretrainer(seed=1)
+    train(trained, steps=3)
+    manager = CheckpointManager(tmp_path / "ckpt")
+    manager.save(trained, step=2)
+    manager.save(trained, step=3, optimizer_state=False)
+    full, final = manager.path(2), manager.path(3)
+    assert has_optimizer_state(full) and not has_optimizer_state(final)
+    # Keras' `objects_to_skip` writes none of the optimizer's variables (AdamW's two
+    # moments: two thirds of the file).
+    assert any(n.startswith("optimizer/") for n in h5_names(full))
+    assert not any(n.startswith("optimizer") for n in h5_names(final))
+    assert os.path.getsize(final) < 0.5 * os.path.getsize(full)
+
+    # A run that ends at step 3 takes it: every model weight, and dropout's state.
+    fresh = compiled_pretrainer(seed=2)
+    assert manager.restore(fresh, final_step=3) == 3
+    for a, b in zip(trained.weights, fresh.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
+                                      keras.ops.convert_to_numpy(b), err_msg=a.path)
+    assert int(fresh.optimizer.iterations) == 0  # untouched: nothing trains after it
+    # Any run that would train on from it is refused: its optimizer would restart
+    # from fresh moments and step 0 of the learning-rate schedule.
+    for final_step in (None, 4):
+        with pytest.raises(ValueError, match=r"Cannot resume from .*ckpt-3\.weights\.h5: "
+                                             r"it ends a run"):
+            manager.restore(compiled_pretrainer(seed=2), final_step=final_step)
+
+
+def test_a_loss_scaled_optimizer_is_left_out_whole(tmp_path):
+    def loss_scaled():
+        keras.utils.set_random_seed(1)
+        model = BertPretrainer(BertEncoder(tiny_config()))
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(
+            create_optimizer(1e-3, 100, 10)))
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    model = loss_scaled()
+    manager = CheckpointManager(tmp_path)
+    manager.save(model, step=1, optimizer_state=False)
+    assert not any(n.startswith("optimizer") for n in h5_names(manager.path(1)))
+    assert manager.restore(loss_scaled(), final_step=1) == 1
+
+
+def test_optimizer_state_that_does_not_fit_is_an_error_not_a_fresh_start(tmp_path):
+    """Keras loads such a file with a warning and leaves the optimizer fresh."""
+    CheckpointManager(tmp_path).save(compiled_pretrainer(seed=1), 5)
+    other = BertPretrainer(BertEncoder(tiny_config()))
+    other.compile(optimizer=keras.optimizers.SGD())
+    other.optimizer.build(other.trainable_variables)
+    with pytest.raises(ValueError, match=r"Cannot resume from .*ckpt-5\.weights\.h5: .*"
+                                         r"Skipping variable loading for optimizer"):
+        CheckpointManager(tmp_path).restore(other)
 
 
 def test_keeps_the_newest_and_ignores_partial_files(tmp_path):

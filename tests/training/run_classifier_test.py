@@ -14,6 +14,7 @@ import pytest
 from keras_bert_app import names
 from keras_bert_app.model_dir import load_classifier
 from keras_bert_app.plots import read_tensor
+from keras_bert_app.training.checkpointing import has_optimizer_state
 from tests.helpers import run_pipeline, write_tiny_pretrained_dir
 
 GOOD = ["the king is good", "a good lord", "good night sweet prince", "so good", "good"]
@@ -102,8 +103,18 @@ def test_resumes_from_the_newest_checkpoint_to_the_same_weights(pretrained, tmp_
     os.remove(tmp_path / "run" / names.WEIGHTS_FILE)
     resumed = run_pipeline("run_classifier", *flags)
     assert "Resuming at step 4 of 8" in resumed.stdout
-    for name, value in read_weights(tmp_path / "run" / names.WEIGHTS_FILE).items():
+    resumed_weights = read_weights(tmp_path / "run" / names.WEIGHTS_FILE)
+    for name, value in resumed_weights.items():
         np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
+    # The last checkpoint leaves the optimizer's state out (nothing trains on from a
+    # finished run); the finished run, run again, takes its weights and trains nothing.
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert has_optimizer_state(checkpoints / "ckpt-4.weights.h5")
+    assert not has_optimizer_state(checkpoints / "ckpt-8.weights.h5")
+    done = run_pipeline("run_classifier", *flags)
+    assert "Resuming at step 8 of 8" in done.stdout and "steps 8 → 8" not in done.stdout
+    for name, value in read_weights(tmp_path / "run" / names.WEIGHTS_FILE).items():
+        np.testing.assert_array_equal(value, resumed_weights[name], err_msg=name)
     changed = run_pipeline("run_classifier", *flags[:-3], "--num_train_steps=12",
                            "--save_checkpoints_steps=4", check=False)
     assert changed.returncode == 2 and "num_train_steps=8 (now 12)" in changed.stderr

@@ -172,11 +172,11 @@ def test_a_second_run_loads_its_programs_from_the_cache(tmp_path):
     assert cached_programs(folder) >= 1
 
 
-# convert_checkpoint, export_savedmodel and extract_features still import the library
-# at the top for the choices of their enum flags (its constants come with TensorFlow).
-FAST_HELP = ("build_vocab", "create_pretraining_data", "create_pretraining_data_beam",
-             "demo", "make_multiple_choice_data", "plot_logs", "run_classifier",
-             "run_multiple_choice", "run_ner", "run_pretraining", "run_squad")
+FAST_HELP = ("build_vocab", "convert_checkpoint", "create_pretraining_data",
+             "create_pretraining_data_beam", "demo", "export_savedmodel",
+             "extract_features", "make_multiple_choice_data", "plot_logs",
+             "run_classifier", "run_multiple_choice", "run_ner", "run_pretraining",
+             "run_squad")
 HELP_PROBE = textwrap.dedent("""
     import runpy, sys
     name = sys.argv[1]
