@@ -33,7 +33,8 @@ class CheckpointManager:
     A checkpoint is `ckpt-<step>.weights.h5` (Keras' weights file of the model,
     which includes its optimizer's variables: moments, iteration count, loss scale,
     gradient accumulators; plus the dropout layers' random states, which Keras'
-    file omits). The newest `max_to_keep` are kept.
+    file omits). A run's last one may leave the optimizer out (see the module). The
+    newest `max_to_keep` are kept.
 
     Args:
         directory: where the checkpoints live (created on first save).
@@ -94,11 +95,14 @@ class CheckpointManager:
         """Loads the newest checkpoint into `model` (whose optimizer must be built);
         returns its step, or 0 when there is none.
 
-        A checkpoint without optimizer state loads only when `final_step` (the
-        step the run ends at) is given and the checkpoint is there: nothing trains
-        after it. Anywhere else it is refused, as is a checkpoint whose optimizer
-        state does not fit `model`'s optimizer (Keras would skip it and train on
-        from fresh moments and step 0 of the schedule)."""
+        `final_step`: the step the run ends at (0 for a run that only evaluates).
+        When the checkpoint is there already, nothing trains after the load: the
+        model's weights are loaded and its optimizer is left alone (it may be
+        another one: evaluation alone with other optimizer flags). Otherwise
+        training goes on from the checkpoint, which must then hold optimizer state
+        that fits `model`'s optimizer (Keras would skip state that does not, and
+        train on from fresh moments and step 0 of the schedule): a checkpoint
+        without it, or with another optimizer's, is refused."""
         step = self.latest_step()
         if step is None:
             return 0
@@ -108,8 +112,8 @@ class CheckpointManager:
         except OSError as error:  # not an HDF5 file
             raise ValueError(f"Cannot resume from {path}: {error}") from error
         optimizer = model.optimizer
-        if optimizer is not None and not with_optimizer and (
-                final_step is None or step < final_step):
+        trains_on = optimizer is not None and (final_step is None or step < final_step)
+        if trains_on and not with_optimizer:
             raise ValueError(
                 f"Cannot resume from {path}: it ends a run (it holds no optimizer "
                 "state), and this run trains " + (f"to step {final_step}" if final_step
@@ -118,15 +122,16 @@ class CheckpointManager:
         try:
             # Every weight, or an error: the encoder may have been built without
             # drawing its initial values (`layers.initializers.weights_set_after`).
-            if with_optimizer or optimizer is None:
-                load_every_weight(model, path, require_optimizer=optimizer is not None)
+            if trains_on:
+                load_every_weight(model, path, require_optimizer=True)
             else:
-                load_every_weight(model, path, objects_to_skip=[optimizer])
+                load_every_weight(model, path, objects_to_skip=[optimizer]
+                                  if optimizer is not None else None)
             _restore_seed_states(model, path)
         except Exception as error:  # a file from another model: say which and why
-            raise ValueError(f"Cannot resume from {path}: {error}. Was this "
-                             "model_dir written by a run with another configuration?"
-                             ) from error
+            reason = str(error).rstrip(". ")
+            raise ValueError(f"Cannot resume from {path}: {reason}. Was this model_dir "
+                             "written by a run with another configuration?") from error
         return step
 
 

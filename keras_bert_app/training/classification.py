@@ -22,7 +22,8 @@ RESUME_SETTINGS = ("task_name", "data_dir", "train_file", "eval_file", "seed",
                    "num_train_steps", "dynamic_padding", "label_names", "problem_type",
                    "text_a_column", "text_b_column", "label_column", "label_separator",
                    "metric", "save_checkpoints_steps", "log_steps",
-                   "steps_per_execution", "skip_bad_records")
+                   "steps_per_execution", "learning_rate", "warmup_proportion",
+                   "optimizer", "weight_decay", "skip_bad_records")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -84,8 +85,9 @@ class ClassifierRunConfig(FineTuningSettings):
 def run_classifier(config, distribution=None):
     """Fine-tunes, evaluates and/or predicts as `config` says; returns the results.
 
-    Under `config.model_dir`: `checkpoints/` (model + optimizer, and `best/` with the
-    best evaluated weights), `logs/train` and `logs/eval` (TensorBoard),
+    Under `config.model_dir`: `checkpoints/` (model + optimizer; the last one without
+    the optimizer: nothing trains on from it; and `best/` with the best evaluated
+    weights), `logs/train` and `logs/eval` (TensorBoard),
     `classifier_run.json` (settings), and at the end the fine-tuned model directory
     (`bert_config.json`, `vocab.txt`, `text_config.json`, `task_config.json` with
     labels, problem type, texts and length, `model.weights.h5`),

@@ -214,7 +214,10 @@ def _pretrain(config, distribution, manager, model_config, vocab_file, text_conf
         pretrainer.optimizer.build(pretrainer.trainable_variables)
         prepare_for_distribution(pretrainer, distribution)  # Keras 3.15 TF workarounds
 
-        step = manager.restore(pretrainer)
+        # Evaluation alone trains nothing: the checkpoint's optimizer state is not
+        # needed (and may be another optimizer's than these flags build).
+        step = manager.restore(pretrainer, final_step=config.num_train_steps
+                               if config.do_train else 0)
         if step == 0 and source_weights is not None:
             source_weights(pretrainer)
     compilation.watch(pretrainer)

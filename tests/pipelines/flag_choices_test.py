@@ -1,10 +1,12 @@
-"""The pipelines' flag choices and defaults that mirror the library's constants are
-written out in the pipelines (importing the library imports TensorFlow, and `--help`
-must answer without it: tests/training/startup_test.py); they must stay equal to the
-library's. Read from the sources, since two pipelines defining their flags in one
-process would clash."""
+"""Every enum flag of the pipelines offers exactly what the library accepts. The
+pipelines write the choices out (importing the library imports TensorFlow, and
+`--help` must answer without it: tests/training/startup_test.py), so they are
+compared here with the library's constants, as each `flags.DEFINE_enum` call receives
+them. Read from the sources, since two pipelines defining their flags in one process
+would clash."""
 
 import ast
+import glob
 import os
 import sys
 
@@ -12,13 +14,34 @@ import pytest
 
 from keras_bert_app import names
 from keras_bert_app.checkpoints import SOURCE_FORMATS
+from keras_bert_app.data.classification_data import FILE_FORMATS
+from keras_bert_app.data.multiple_choice_data import DISTRACTORS
 from keras_bert_app.feature_extraction import DEFAULT_LAYERS, POOLING_MODES
+from keras_bert_app.text.packing import TRUNCATION_STRATEGIES
 from keras_bert_app.training.distribution import STRATEGIES
 from keras_bert_app.training.optimizers import OPTIMIZERS
+from keras_bert_app.training.pretraining import INPUT_FORMATS
 from keras_bert_app.training.runner import PRECISIONS
 
 PIPELINES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "pipelines")
+# (pipeline, flag): the library's choices. Every DEFINE_enum of pipelines/ is here
+# but export_savedmodel's export_type (the pipeline's own list of what it exports).
+LIBRARY_CHOICES = {
+    ("convert_checkpoint", "source_format"): SOURCE_FORMATS,
+    ("export_savedmodel", "truncation"): TRUNCATION_STRATEGIES,
+    ("export_savedmodel", "pooling"): names.POOLING_MODES,
+    ("extract_features", "pooling"): POOLING_MODES,
+    ("make_multiple_choice_data", "distractors"): DISTRACTORS,
+    ("pretraining_data_flags", "sentence_prediction"): names.SENTENCE_PREDICTION_MODES,
+    ("run_classifier", "file_format"): FILE_FORMATS,
+    ("run_pretraining", "input_format"): INPUT_FORMATS,
+    ("run_pretraining", "sentence_prediction"): names.SENTENCE_PREDICTION_MODES,
+    ("training_flags", "optimizer"): OPTIMIZERS,
+    ("training_flags", "distribution_strategy"): STRATEGIES,
+    ("training_flags", "mixed_precision"): PRECISIONS,
+}
+OWN_CHOICES = {("export_savedmodel", "export_type")}
 
 
 def parsed(module):
@@ -47,37 +70,46 @@ def constants(module):
     return found
 
 
-def enum_choices(module, flag):
-    """The choices of `flags.DEFINE_enum(flag, default, choices, ...)` in `module`."""
-    for node in ast.walk(parsed(module)):
-        if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "DEFINE_enum"
-                and ast.literal_eval(node.args[0]) == flag):
-            return ast.literal_eval(node.args[2])
-    raise AssertionError(f"pipelines/{module}.py defines no enum flag {flag!r}")
+def value(node, known):
+    """A literal, a module constant, or `list(...)`/`tuple(...)` of one."""
+    if isinstance(node, ast.Name):
+        return known[node.id]
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("list", "tuple"):
+        return tuple(value(node.args[0], known))
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return tuple(value(element, known) for element in node.elts)
+    return ast.literal_eval(node)
 
 
-def test_convert_checkpoint_offers_the_library_s_source_formats():
-    assert constants("convert_checkpoint")["SOURCE_FORMATS"] == SOURCE_FORMATS
+def enum_flags(module):
+    """`{flag: (default, choices)}` of every `flags.DEFINE_enum` call in `module`."""
+    known = constants(module)
+    return {ast.literal_eval(node.args[0]): (value(node.args[1], known),
+                                            value(node.args[2], known))
+            for node in ast.walk(parsed(module)) if isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "DEFINE_enum"}
 
 
-@pytest.mark.parametrize("module", ["export_savedmodel", "extract_features"])
-def test_the_pooling_modes_are_the_library_s(module):
-    assert constants(module)["POOLING_MODES"] == names.POOLING_MODES == POOLING_MODES
+def test_every_enum_flag_is_compared_with_the_library():
+    defined = {(os.path.basename(path)[:-3], flag)
+               for path in glob.glob(os.path.join(PIPELINES, "*.py"))
+               for flag in enum_flags(os.path.basename(path)[:-3])}
+    assert defined == set(LIBRARY_CHOICES) | OWN_CHOICES
+
+
+@pytest.mark.parametrize("module, flag", sorted(LIBRARY_CHOICES))
+def test_the_flag_offers_what_the_library_accepts(module, flag):
+    default, choices = enum_flags(module)[flag]
+    assert choices == tuple(LIBRARY_CHOICES[module, flag])
+    assert default is None or default in choices
 
 
 def test_the_embedder_export_pools_by_the_mean_by_default():
-    assert constants("export_savedmodel")["MEAN_POOLING"] == names.MEAN_POOLING
+    assert enum_flags("export_savedmodel")["pooling"][0] == names.MEAN_POOLING
 
 
 def test_extract_features_writes_the_library_s_default_layers():
     assert constants("extract_features")["DEFAULT_LAYERS"] == DEFAULT_LAYERS
-
-
-@pytest.mark.parametrize("flag, library", [("optimizer", OPTIMIZERS),
-                                           ("distribution_strategy", STRATEGIES),
-                                           ("mixed_precision", PRECISIONS)])
-def test_the_training_flags_offer_what_the_library_accepts(flag, library):
-    assert tuple(enum_choices("training_flags", flag)) == tuple(library)
 
 
 if __name__ == "__main__":
