@@ -76,6 +76,6 @@ def load_every_weight(model, path, objects_to_skip=None, require_optimizer=False
             warnings.warn_explicit(other.message, other.category, other.filename,
                                    other.lineno)
     if skipped:
-        what = "the state of its optimizer" if "optimizer" in str(skipped[0].message) \
-            else "every weight of " + type(model).__name__
+        what = "optimizer state that fits its optimizer" if "optimizer" in str(
+            skipped[0].message) else "every weight of " + type(model).__name__
         raise ValueError(f"{path} does not hold {what}: {skipped[0].message}")

@@ -6,8 +6,8 @@ The last checkpoint of a run that can never train further may leave the optimize
 state out (`save(..., optimizer_state=False)`): a fine-tuning run's resume settings
 include its step count, so nothing ever continues from its end, and AdamW's two
 moments are 2/3 of the file (MiniLM: 273 → 91 MB; 0.45–0.6 → 0.15–0.2 s to write on
-2 cores). The file says so itself, and `restore` loads it only into a run that ends
-at its step."""
+2 cores). The file says so itself, and `restore` loads it only into a run that trains
+nothing after it (a rerun of the finished run, or evaluation alone)."""
 
 import json
 import os
@@ -100,9 +100,11 @@ class CheckpointManager:
         model's weights are loaded and its optimizer is left alone (it may be
         another one: evaluation alone with other optimizer flags). Otherwise
         training goes on from the checkpoint, which must then hold optimizer state
-        that fits `model`'s optimizer (Keras would skip state that does not, and
-        train on from fresh moments and step 0 of the schedule): a checkpoint
-        without it, or with another optimizer's, is refused."""
+        that fits `model`'s optimizer (Keras skips state with another number of
+        variables, and would train on from fresh moments and step 0 of the
+        schedule): a checkpoint without it, or with such state, is refused. (AdamW
+        and LAMB have the same variables: the runs' resume settings include the
+        optimizer.)"""
         step = self.latest_step()
         if step is None:
             return 0
@@ -130,6 +132,8 @@ class CheckpointManager:
             _restore_seed_states(model, path)
         except Exception as error:  # a file from another model: say which and why
             reason = str(error).rstrip(". ")
+            if reason.startswith(path):  # load_every_weight's messages name the file
+                reason = reason[len(path):].lstrip()
             raise ValueError(f"Cannot resume from {path}: {reason}. Was this model_dir "
                              "written by a run with another configuration?") from error
         return step

@@ -27,8 +27,9 @@ INPUT_FORMATS = ("auto", "tfrecord", "text")
 RUN_CONFIG_FILE = names.PRETRAINING_RUN_FILE
 EVAL_RESULTS_FILE = names.EVAL_RESULTS_FILE
 # Settings a resumed run must share with the run it continues: they decide which
-# batches the checkpointed step stands for.
-RESUME_SETTINGS = ("input_file", "seed", "train_batch_size", "input_format",
+# batches the checkpointed step stands for, and what its optimizer state is (AdamW's
+# and LAMB's variables look alike to Keras).
+RESUME_SETTINGS = ("input_file", "seed", "train_batch_size", "input_format", "optimizer",
                    "gradient_accumulation_steps", "sentence_prediction",
                    "do_whole_word_mask", "masked_lm_prob", "short_seq_prob",
                    "max_seq_length", "max_predictions_per_seq", "skip_corrupt_records")

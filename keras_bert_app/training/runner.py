@@ -121,8 +121,9 @@ def write_run_config(path, config, **extra):
 
 def check_resume_settings(path, config, keys, data=None):
     """A resumed run must share `keys` (the settings deciding which examples a
-    checkpointed step stands for) with the run that wrote `path`, and the settings
-    derived from its data (`data`, recorded under "data": e.g. label names)."""
+    checkpointed step stands for, and how its optimizer state was made) with the run
+    that wrote `path`, and the settings derived from its data (`data`, recorded under
+    "data": e.g. label names)."""
     if not os.path.isfile(path):
         return  # checkpoints of an older version: nothing recorded to compare
     with open(path) as f:

@@ -70,24 +70,36 @@ def constants(module):
     return found
 
 
-def value(node, known):
+def value(node, known, where):
     """A literal, a module constant, or `list(...)`/`tuple(...)` of one."""
-    if isinstance(node, ast.Name):
+    if isinstance(node, ast.Name) and node.id in known:
         return known[node.id]
     if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("list", "tuple"):
-        return tuple(value(node.args[0], known))
+        return tuple(value(node.args[0], known, where))
     if isinstance(node, (ast.List, ast.Tuple)):
-        return tuple(value(element, known) for element in node.elts)
-    return ast.literal_eval(node)
+        return tuple(value(element, known, where) for element in node.elts)
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise AssertionError(f"{where}: {ast.unparse(node)} is neither a literal nor a "
+                             "literal constant of the pipeline: write it out") from None
 
 
 def enum_flags(module):
-    """`{flag: (default, choices)}` of every `flags.DEFINE_enum` call in `module`."""
-    known = constants(module)
-    return {ast.literal_eval(node.args[0]): (value(node.args[1], known),
-                                            value(node.args[2], known))
-            for node in ast.walk(parsed(module)) if isinstance(node, ast.Call)
-            and getattr(node.func, "attr", None) == "DEFINE_enum"}
+    """`{flag: (default, choices)}` of every `DEFINE_enum` call in `module`
+    (`flags.DEFINE_enum` or a bare `DEFINE_enum`, arguments by position or name)."""
+    known, found = constants(module), {}
+    for node in ast.walk(parsed(module)):
+        func = node.func if isinstance(node, ast.Call) else None
+        if getattr(func, "attr", getattr(func, "id", None)) != "DEFINE_enum":
+            continue
+        arguments = dict(zip(("name", "default", "enum_values"), node.args))
+        arguments.update((k.arg, k.value) for k in node.keywords)
+        where = f"pipelines/{module}.py:{node.lineno}"
+        name = value(arguments["name"], known, where)
+        found[name] = (value(arguments["default"], known, where),
+                       value(arguments["enum_values"], known, where))
+    return found
 
 
 def test_every_enum_flag_is_compared_with_the_library():
