@@ -17,8 +17,9 @@ import os
 import pytest
 
 from pipelines.frameworks import import_frameworks, keras_backend_is_tensorflow
+from tests.bazel_main import NO_FRAMEWORKS
 
-if keras_backend_is_tensorflow() and not os.environ.get("KBA_TEST_NO_FRAMEWORKS"):
+if keras_backend_is_tensorflow() and not os.environ.get(NO_FRAMEWORKS):
     # Under plain pytest (before any test module imports Keras): TensorFlow and Keras
     # without JAX, scikit-learn and matplotlib, as the pipelines and Bazel's targets
     # (tests/bazel_main.py) import them; tests that use those import them as usual.

@@ -75,16 +75,13 @@ class CheckpointManager:
         os.makedirs(self.directory, exist_ok=True)
         final = self.path(step)
         partial = os.path.join(self.directory, f".partial-ckpt-{step}.weights.h5")
+        with_optimizer = bool(optimizer_state and model.optimizer is not None)
         with removed_on_failure(partial):
-            if optimizer_state or model.optimizer is None:
-                model.save_weights(partial)
-            else:
-                # `objects_to_skip`: Keras' own way to leave an object's variables
-                # out (tests/training/checkpointing_test.py pins it).
-                keras.saving.save_weights(model, partial,
-                                          objects_to_skip=[model.optimizer])
-            _save_extras(model, partial, optimizer_state=bool(
-                optimizer_state and model.optimizer is not None))
+            # `objects_to_skip`: Keras' own way to leave an object's variables out
+            # (tests/training/checkpointing_test.py pins it).
+            keras.saving.save_weights(model, partial, objects_to_skip=None if (
+                with_optimizer or model.optimizer is None) else [model.optimizer])
+            _save_extras(model, partial, optimizer_state=with_optimizer)
         os.replace(partial, final)  # atomic: a kill leaves the old set intact
         write_json(os.path.join(self.directory, CHECKPOINT_INDEX),
                     {"latest_step": step, "latest": os.path.basename(final)})

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+from tests.bazel_main import NO_FRAMEWORKS
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILES = ("tests/config_test.py", "tests/layers", "tests/models",
          "tests/text/preprocessing_layer_test.py", "tests/training/optimizers_test.py",
@@ -88,7 +90,7 @@ def run_suite(backend, work_dir, record_property, timeout_s=1800):
                PYTHONPATH=os.pathsep.join(
                    p for p in [REPO, os.environ.get("PYTHONPATH", "")] if p))
     env.pop("XML_OUTPUT_FILE", None)  # Bazel's report is the outer test's
-    env.pop("KBA_TEST_NO_FRAMEWORKS", None)  # tests/bazel_main.py's, for this process
+    env.pop(NO_FRAMEWORKS, None)  # tests/bazel_main.py's, for this process only
     for name in ("TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX", "TEST_SHARD_STATUS_FILE"):
         env.pop(name, None)  # the shard is chosen here, not again in the child
     if backend == "jax":
