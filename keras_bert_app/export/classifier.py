@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
-                                                  next_version_dir, serving_variables,
+                                                  next_version_dir, save_export,
+                                                  serving_variables, traced_for_saving,
                                                   text_warmup_requests,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
@@ -51,7 +52,8 @@ class _ClassifierExport(tf.Module):
                  for name in self._text_inputs}
         # Plain graph code: no autograph (faster to trace and save).
         self.serve = tf.function(self._answer, input_signature=[specs], autograph=False)
-        self._variables = serving_variables(self.serve.get_concrete_function())
+        with traced_for_saving():  # the save reuses this trace
+            self._variables = serving_variables(self.serve.get_concrete_function())
 
     def _answer(self, texts):
         segments = [texts[name] for name in self._text_inputs]  # each string [batch]
@@ -116,7 +118,7 @@ def export_classifier(export_base, model_dir=None, classifier=None, task_config=
     module = _ClassifierExport(classifier, task_config)
     version_dir = next_version_dir(export_base)
     with checked_export_dir(version_dir) as scratch:
-        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
+        save_export(module, scratch)
         write_warmup_requests(scratch, requests)
     return version_dir
 

@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
-                                                  next_version_dir, serving_variables,
+                                                  next_version_dir, save_export,
+                                                  serving_variables, traced_for_saving,
                                                   text_warmup_requests,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
@@ -43,7 +44,8 @@ class _EmbedderExport(tf.Module):
         specs = {name: tf.TensorSpec([None], tf.string, name=name) for name in TEXT_INPUTS}
         # Plain graph code: no autograph (faster to trace and save).
         self.serve = tf.function(self._answer, input_signature=[specs], autograph=False)
-        self._variables = serving_variables(self.serve.get_concrete_function())
+        with traced_for_saving():  # the save reuses this trace
+            self._variables = serving_variables(self.serve.get_concrete_function())
 
     def _answer(self, texts):
         return {EMBEDDING: self._embed(texts[names.SERVING_TEXT_INPUT])}  # [batch, H]
@@ -81,6 +83,6 @@ def export_embedder(export_base, model_dir, pooling=MEAN_POOLING, normalize=True
     module = _EmbedderExport(extractor, pooling, normalize)
     version_dir = next_version_dir(export_base)
     with checked_export_dir(version_dir) as scratch:
-        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
+        save_export(module, scratch)
         write_warmup_requests(scratch, requests)
     return version_dir

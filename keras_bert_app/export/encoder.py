@@ -26,7 +26,8 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.export.serving_layout import (WARMUP_TEXTS, check_tensorflow_backend,
-                                                  next_version_dir, serving_variables,
+                                                  next_version_dir, save_export,
+                                                  serving_variables, traced_for_saving,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
 
@@ -85,15 +86,18 @@ class _EncoderExport(tf.Module):
         self.vocab_file = tf.saved_model.Asset(vocab_file)
         self.do_lower_case = tf.Variable(do_lower_case, trainable=False,
                                          name="do_lower_case")
-        concrete = [self.__call__.get_concrete_function(_input_specs(), training=flag)
-                    for flag in (False, True)]
-        if mlm_head is not None:
-            self.mlm = _MaskedLM(encoder, mlm_head)
-            concrete += [self.mlm.__call__.get_concrete_function(
-                _input_specs(with_positions=True), training=flag) for flag in (False, True)]
         self.serve = tf.function(self._serve, input_signature=[_input_specs()],
                                  autograph=False)
-        concrete.append(self.serve.get_concrete_function())
+        if mlm_head is not None:
+            self.mlm = _MaskedLM(encoder, mlm_head)
+        with traced_for_saving():  # the save reuses these traces
+            concrete = [self.__call__.get_concrete_function(_input_specs(), training=flag)
+                        for flag in (False, True)]
+            if mlm_head is not None:
+                concrete += [self.mlm.__call__.get_concrete_function(
+                    _input_specs(with_positions=True), training=flag)
+                    for flag in (False, True)]
+            concrete.append(self.serve.get_concrete_function())
         # The raw tf.Variables the functions read, so that graph-mode loaders (TF
         # Serving) restore them (see serving_variables); training=True also reads the
         # dropout seed state, which is not trainable.
@@ -150,7 +154,7 @@ def export_encoder(export_base, model_dir, with_mlm=False, warmup_texts=None):
                             preprocessor.text_config.do_lower_case, mlm_head=mlm_head)
     version_dir = next_version_dir(export_base)
     with checked_export_dir(version_dir) as scratch:
-        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
+        save_export(module, scratch)
         write_warmup_requests(scratch, requests)
     return version_dir
 

@@ -27,7 +27,8 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
-                                                  next_version_dir, serving_variables,
+                                                  next_version_dir, save_export,
+                                                  serving_variables, traced_for_saving,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
 
@@ -63,7 +64,8 @@ class _MultipleChoiceExport(tf.Module):
                  names.QUESTION: tf.TensorSpec([None], tf.string, name=names.QUESTION),
                  CHOICES: tf.TensorSpec([None, None], tf.string, name=CHOICES)}
         self.serve = tf.function(self._answer, input_signature=[specs], autograph=False)
-        self._variables = serving_variables(self.serve.get_concrete_function())
+        with traced_for_saving():  # the save reuses this trace
+            self._variables = serving_variables(self.serve.get_concrete_function())
 
     def _answer(self, inputs):
         context, question = inputs[names.CONTEXT], inputs[names.QUESTION]
@@ -138,7 +140,7 @@ def export_multiple_choice(export_base, model_dir, warmup=None):
     module = _MultipleChoiceExport(model, preprocessor)
     version_dir = next_version_dir(export_base)
     with checked_export_dir(version_dir) as scratch:
-        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
+        save_export(module, scratch)
         write_warmup_requests(scratch, requests)
     return version_dir
 

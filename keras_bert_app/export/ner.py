@@ -37,7 +37,8 @@ from keras_bert_app import names
 from keras_bert_app.export.ner_graph import (entity_words, label_tables, ner_windows,
                                              piece_tags)
 from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
-                                                  next_version_dir, serving_variables,
+                                                  next_version_dir, save_export,
+                                                  serving_variables, traced_for_saving,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
 from keras_bert_app.export.squad_graph import char_offsets
@@ -92,7 +93,8 @@ class _NerExport(tf.Module):
         specs = {names.SERVING_TEXT_INPUT: tf.TensorSpec([None], tf.string,
                                                           name=names.SERVING_TEXT_INPUT)}
         self.serve = tf.function(self._tag, input_signature=[specs], autograph=False)
-        self._variables = serving_variables(self.serve.get_concrete_function())
+        with traced_for_saving():  # the save reuses this trace
+            self._variables = serving_variables(self.serve.get_concrete_function())
 
     def _tag(self, inputs):
         text = inputs[names.SERVING_TEXT_INPUT]  # string [batch]
@@ -226,7 +228,7 @@ def export_ner(export_base, model_dir=None, tagger=None, tokenizer=None,
     module = _NerExport(tagger, tokenizer, task_config, windows_per_call)
     version_dir = next_version_dir(export_base)
     with checked_export_dir(version_dir) as scratch:
-        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
+        save_export(module, scratch)
         write_warmup_requests(scratch, requests)
     return version_dir
 

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from keras_bert_app import names
+from keras_bert_app.export.serving_layout import save_export, traced_for_saving
 from keras_bert_app.export.serving_ops import checked_export_dir
 from keras_bert_app.text.preprocessor import BertPreprocessor, load_preprocessor
 from keras_bert_app.text.text_config import TextConfig
@@ -60,10 +61,11 @@ class _PreprocessingExport(tf.Module):
                                               trainable=False, name="default_seq_length")
         self.tokenize = _Tokenize(preprocessor)
         self.bert_pack_inputs = _PackInputs(preprocessor)
-        for count in range(1, MAX_SEGMENTS + 1):
-            for rank in (2, 3):
-                self.bert_pack_inputs.__call__.get_concrete_function(
-                    [_segment_spec(rank)] * count, tf.TensorSpec([], tf.int32))
+        with traced_for_saving():  # the save reuses these traces
+            for count in range(1, MAX_SEGMENTS + 1):
+                for rank in (2, 3):
+                    self.bert_pack_inputs.__call__.get_concrete_function(
+                        [_segment_spec(rank)] * count, tf.TensorSpec([], tf.int32))
 
     @tf.function(input_signature=[_STRINGS], autograph=False)
     def __call__(self, text):
@@ -91,7 +93,7 @@ def export_preprocessing(export_path, preprocessor):
     """
     module = _PreprocessingExport(preprocessor)
     with checked_export_dir(export_path) as scratch:
-        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
+        save_export(module, scratch)
     return export_path
 
 

@@ -30,7 +30,8 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.export.serving_layout import (check_tensorflow_backend,
-                                                  next_version_dir, serving_variables,
+                                                  next_version_dir, save_export,
+                                                  serving_variables, traced_for_saving,
                                                   write_warmup_requests)
 from keras_bert_app.export.serving_ops import checked_export_dir
 from keras_bert_app.export.squad_graph import (SquadGraphSettings, best_answers,
@@ -71,7 +72,8 @@ class _SquadExport(tf.Module):
         specs = {name: tf.TensorSpec([None], tf.string, name=name)
                  for name in (names.QUESTION, names.CONTEXT)}
         self.serve = tf.function(self._answer, input_signature=[specs], autograph=False)
-        self._variables = serving_variables(self.serve.get_concrete_function())
+        with traced_for_saving():  # the save reuses this trace
+            self._variables = serving_variables(self.serve.get_concrete_function())
 
     def _answer(self, inputs):
         settings = self._settings
@@ -182,7 +184,7 @@ def export_squad(export_base, model_dir=None, span_labeler=None, tokenizer=None,
                           windows_per_call)
     version_dir = next_version_dir(export_base)
     with checked_export_dir(version_dir) as scratch:
-        tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
+        save_export(module, scratch)
         write_warmup_requests(scratch, requests)
     return version_dir
 
