@@ -7,9 +7,11 @@ on that backend, inside the functions."""
 import keras
 
 
-def trace_predict_once(model, x):
+def trace_predict_once(model, x, any_length=False):
     """On TensorFlow, traces `model`'s predict function once for every batch that
-    the dataset `x` can yield: for its `element_spec`. Anything else: nothing.
+    the dataset `x` can yield: for its `element_spec`, or with `any_length` for
+    batches of any shape of the same ranks (every dimension unknown: a caller that
+    predicts datasets of several fixed lengths in turn). Anything else: nothing.
 
     Why: Keras calls its predict function on each batch's tensors with
     `reduce_retracing`, so dynamically padded batches trace it again for each new
@@ -32,9 +34,13 @@ def trace_predict_once(model, x):
     with model.distribute_strategy.scope():
         if tf.distribute.has_strategy():
             return  # the function then takes per-replica values, not tensors
+    spec = x.element_spec
+    if any_length:
+        spec = tf.nest.map_structure(
+            lambda s: tf.TensorSpec([None] * len(s.shape), s.dtype, s.name), spec)
     model.make_predict_function()
     if hasattr(model.predict_function, "get_concrete_function"):
-        model.predict_function.get_concrete_function([x.element_spec])
+        model.predict_function.get_concrete_function([spec])
 
 
 def build_optimizer_before_fit(model):

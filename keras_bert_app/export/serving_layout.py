@@ -158,13 +158,15 @@ def traced_for_saving():
 
     `tf.saved_model.save` gets every function of the object again inside its save
     context, and a `tf.function`'s cache key says whether it was traced in one (the
-    context's variable policy): each function an export had traced before the save
-    (every export traces its serving function to find the variables it reads) was
-    traced a second time, ~45% of a MiniLM classifier export (4.1 s). Traced in here,
-    under the same options, the save finds each of them in the cache. This enters
-    TensorFlow's private `save_context`; tests/export/saving_test.py pins that an
-    export traces its functions once, so a TensorFlow that changes the key fails there
-    rather than silently tracing twice.
+    context's variable policy). The exports trace functions before the save (the
+    serving function, to find the variables it reads; the encoder's calls with and
+    without training; the preprocessing export's `bert_pack_inputs` signatures), and
+    the save traced each of them a second time: for a MiniLM classifier the save took
+    2.33 s with the second trace, 1.16 s without (benchmarks/RESULTS.md, "Export wall
+    time"). Traced in here, under the same options, they are found in the cache. This
+    enters TensorFlow's private `save_context`; tests/export/saving_test.py pins that
+    exports trace their functions once, and that TensorFlow retraces outside the
+    context, so an upgrade that changes either fails there.
     """
     from tensorflow.python.saved_model import save_context
 

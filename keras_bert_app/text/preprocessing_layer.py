@@ -204,10 +204,14 @@ class BertTextPreprocessor(keras.layers.Layer):
         return functions[key]
 
     def _pack_eagerly(self, segments):
-        # One function per number of segments: a reduce_retracing function called with
-        # another argument count fails inside TensorFlow's retracing (IndexError).
-        function = self._pack_function("eager", len(segments), False,
-                                       reduce_retracing=True)
+        # One function per number of segments and their ranks, traced for any batch
+        # size: traced for the first call's size, the next call of another size traced
+        # again (~0.6 s of a multiple-choice run: training's questions, then the
+        # prediction's).
+        ranks = tuple(len(s.shape) for s in segments)
+        function = self._pack_function(
+            ("eager",) + ranks, len(segments), False,
+            input_signature=[tf.TensorSpec([None] * rank, tf.string) for rank in ranks])
         with tf.device("cpu"):
             inputs = function(*segments)
         if keras.backend.backend() == "tensorflow":

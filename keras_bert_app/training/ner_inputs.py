@@ -111,6 +111,7 @@ def window_logits(model, windows, batch_size, max_seq_length):
 
     from keras_bert_app.text.preprocessing_layer import padding_lengths
     from keras_bert_app.tf_data_options import finish
+    from keras_bert_app.tf_tracing import trace_predict_once
 
     bounds = np.asarray(padding_lengths(max_seq_length))
     buckets = np.searchsorted(bounds, windows.lengths)
@@ -122,6 +123,9 @@ def window_logits(model, windows, batch_size, max_seq_length):
         # autotuning model on, and its iterator's teardown waited up to 1.2 s per call.
         dataset = finish(tf.data.Dataset.from_tensor_slices(
             windows.inputs(rows, length)).batch(batch_size))
+        if logits is None:
+            # One trace for every bucket's length, not one per length.
+            trace_predict_once(model, dataset, any_length=True)
         out = np.asarray(model.predict(dataset, verbose=0), np.float32)
         if logits is None:
             logits = np.zeros([len(windows), max_seq_length, out.shape[-1]], np.float32)

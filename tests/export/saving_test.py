@@ -12,11 +12,13 @@ import tensorflow as tf
 
 from keras_bert_app import names
 from keras_bert_app.export import classifier as classifier_export
+from keras_bert_app.export import encoder as encoder_export
 from keras_bert_app.export.serving_layout import (SERVING_DEFAULT, save_export,
                                                   traced_for_saving)
-from keras_bert_app.model_dir import TaskConfig
-from keras_bert_app.models import BertClassifier, BertEncoder
+from keras_bert_app.model_dir import TaskConfig, save_model_dir
+from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
 from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor
+from keras_bert_app.text.text_config import TextConfig
 from tests.helpers import SHAKESPEARE_VOCAB, tiny_config
 
 
@@ -73,6 +75,30 @@ def test_a_classifier_export_traces_its_serving_function_once(tmp_path, monkeypa
     expected = classifier(classifier.preprocessor(tf.constant(["good night sweet prince"])))
     assert served[names.PROBABILITIES].numpy() == pytest.approx(
         tf.nn.softmax(expected).numpy(), abs=1e-5)
+
+
+def test_an_encoder_export_traces_each_of_its_five_functions_once(tmp_path, monkeypatch):
+    """Its calls with and without training, the masked-LM head's two, and `serve`."""
+    traced = []
+    encoder_inputs = encoder_export._encoder_inputs
+    serve = encoder_export._EncoderExport._serve
+
+    def counted_inputs(inputs):  # the first line of each `__call__`
+        traced.append("call")
+        return encoder_inputs(inputs)
+
+    def counted_serve(self, inputs):
+        traced.append("serve")
+        return serve(self, inputs)
+
+    monkeypatch.setattr(encoder_export, "_encoder_inputs", counted_inputs)
+    monkeypatch.setattr(encoder_export._EncoderExport, "_serve", counted_serve)
+    keras.utils.set_random_seed(0)
+    directory = tmp_path / "pretrained"
+    save_model_dir(directory, BertPretrainer(BertEncoder(tiny_config(vocab_size=927))),
+                   SHAKESPEARE_VOCAB, TextConfig.for_vocab(SHAKESPEARE_VOCAB, True))
+    encoder_export.export_encoder(str(tmp_path / "export"), str(directory), with_mlm=True)
+    assert sorted(traced) == ["call"] * 4 + ["serve"]
 
 
 if __name__ == "__main__":

@@ -89,6 +89,29 @@ def test_predict_traces_once_for_batches_of_every_shape_a_dataset_yields():
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="tf.data datasets and tf.function traces are TensorFlow's")
+def test_datasets_of_several_fixed_lengths_share_one_trace_traced_for_any_length():
+    """What NER's prediction does (one dataset per length bucket, each of one fixed
+    length): traced for any length first, Keras' per-dataset trace finds it."""
+    import tensorflow as tf
+
+    from keras_bert_app.tf_tracing import trace_predict_once
+
+    model = BertClassifier(make_encoder(), num_classes=2)
+    traces = count_traces(model, "predict_step")
+    datasets = [tf.data.Dataset.from_tensor_slices(
+        encoder_batch(batch=3, seq=s, lengths=[min(s, 4)] * 3, seed=s)).batch(2)
+        for s in (5, 8, 16)]
+    trace_predict_once(model, datasets[0], any_length=True)
+    assert len(traces) == 1
+    for dataset in datasets:
+        outputs = model.predict(dataset, verbose=0)
+        expected = np.concatenate([to_numpy(model(b)) for b in dataset])
+        np.testing.assert_allclose(outputs, expected, atol=1e-5)
+    assert len(traces) == 1, "a dataset of another fixed length traced again"
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="tf.function traces are TensorFlow's")
 def test_fit_traces_the_train_step_once_where_keras_alone_traces_it_twice():
     batch = encoder_batch(batch=4, seq=6, seed=4)

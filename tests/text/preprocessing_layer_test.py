@@ -92,6 +92,24 @@ def test_one_layer_packs_single_texts_then_pairs_eagerly():
     assert keras.ops.convert_to_numpy(pair[names.INPUT_TYPE_IDS]).max() == 1
 
 
+def test_eager_calls_of_any_batch_size_share_one_trace():
+    layer = BertTextPreprocessor(SHAKESPEARE_VOCAB, sequence_length=16)
+    traced = []
+    pack = layer.pack
+
+    def counted(segments, pad_to_longest=False):  # Python runs only while tracing
+        traced.append(len(segments))
+        return pack(segments, pad_to_longest=pad_to_longest)
+
+    layer.pack = counted
+    for texts in (["a b"], ["a", "b c", "d"], ["the king"] * 5):
+        out = layer(texts)
+        assert keras.ops.convert_to_numpy(out[names.INPUT_WORD_IDS]).shape[0] == len(texts)
+    layer((["a"], ["b"]))
+    layer((["a", "c"], ["b", "d"]))
+    assert traced == [1, 2]
+
+
 def test_eager_outputs_are_tensors_of_the_current_backend():
     out = layer(sequence_length=16)(["to be or not to be"])
     ids = out[names.INPUT_WORD_IDS]

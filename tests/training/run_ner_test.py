@@ -110,11 +110,8 @@ def test_trains_evaluates_predicts_resumes_and_exports(pretrained, tmp_path):
 
     # The export tags the words of each tweet (joined by spaces) as predictions.txt.
     base = tmp_path / "export"
-    if _pipeline_knows_ner():
-        run_pipeline("export_savedmodel", "--export_type=ner", f"--init_model_dir={run}",
-                     f"--export_path={base}")
-    else:  # until export_savedmodel has its --export_type=ner branch
-        ner_export.export_ner(base, model_dir=str(run))
+    run_pipeline("export_savedmodel", "--export_type=ner", f"--init_model_dir={run}",
+                 f"--export_path={base}")
     version = str(base / "1")
     texts = [" ".join(words) for words, _, _ in predicted]
     check = run_check({"models": {"ner": version}, "cases": [{
@@ -135,12 +132,6 @@ def test_trains_evaluates_predicts_resumes_and_exports(pretrained, tmp_path):
                 start += len(word) + 1
         assert compared >= 0.99 * sum(len(w) for w, _, _ in predicted)
         assert same / compared >= 0.999, (same, compared)
-
-
-def _pipeline_knows_ner():
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))), "pipelines", "export_savedmodel.py")) as f:
-        return "export_ner" in f.read()
 
 
 def write(tmp_path, name, text):
