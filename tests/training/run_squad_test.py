@@ -1,8 +1,9 @@
 """`pipelines.run_squad` on real SQuAD articles with the real MiniLM weights (tiny
 windows and few steps): Google's output files, answers that are exact substrings of
 the contexts, official scores that agree with the written predictions, v2.0's null
-odds, resume after a kill, settings a prediction must share, one-line input errors;
-the text-in export of each trained directory answers as predictions.json does."""
+odds, settings a prediction must share, one-line input errors; the text-in export of
+each trained directory answers as predictions.json does; resume after a kill (tiny
+model)."""
 
 import json
 import os
@@ -16,7 +17,8 @@ from keras_bert_app.data.squad_data import read_squad
 from keras_bert_app.training.squad import SquadRunConfig, run_squad
 from keras_bert_app.training.squad_metrics import squad_v1_scores, squad_v2_scores
 from tests.export.tf_only_check import run_check
-from tests.helpers import h5_arrays, require_shared_data, run_pipeline
+from tests.helpers import (SHAKESPEARE_VOCAB, h5_arrays, require_shared_data, run_pipeline,
+                           tiny_config)
 
 SMALL = ["--max_seq_length=128", "--doc_stride=64", "--max_query_length=32",
          "--train_batch_size=8", "--predict_batch_size=16"]
@@ -43,7 +45,7 @@ def read(path):
         return json.load(f)
 
 
-def test_trains_predicts_scores_resumes_and_serves_squad_v1_1(pretrained, tmp_path):
+def test_trains_predicts_scores_and_serves_squad_v1_1(pretrained, tmp_path):
     data = subset(tmp_path, os.path.join(require_shared_data(), "squad",
                                          "train-v1.1-subset.json"), paragraphs=1)
     run = tmp_path / "run"
@@ -97,14 +99,50 @@ def test_trains_predicts_scores_resumes_and_serves_squad_v1_1(pretrained, tmp_pa
             (nbest[qid][0]["start_char"], nbest[qid][0]["end_char"]) if predictions[qid]
             else (-1, -1) for qid in examples]
 
-    # Resume: the last checkpoint and the final weights lost (a kill after step 20),
-    # the same command continues from the newest checkpoint to the same weights.
+
+def tiny_squad(path):
+    """SQuAD v1.1 questions over contexts of the tiny vocabulary's words, each context
+    longer than one 24-position window."""
+    contexts = ["the king of the play is dead and romeo is in mantua tonight with "
+                "his sword while juliet waits in verona for the night to end",
+                "good night sweet prince said the lady and the lord of the crown "
+                "went to heaven leaving the earth to the fair and the foul"]
+    paragraphs = []
+    for i, context in enumerate(contexts * 2):
+        qas = []
+        for j, answer in enumerate(("romeo", "juliet") if i % 2 == 0 else
+                                   ("the lady", "the crown")):
+            question = "who is in mantua?" if j == 0 else "who waits?"
+            qas.append({"id": f"q{i}-{j}", "question": question, "answers": [
+                {"text": answer, "answer_start": context.index(answer)}]})
+        paragraphs.append({"context": context, "qas": qas})
+    path.write_text(json.dumps({"version": "1.1", "data": [
+        {"title": "tiny", "paragraphs": paragraphs}]}), encoding="utf-8")
+    return str(path)
+
+
+def test_a_run_that_lost_its_last_checkpoint_resumes_to_the_same_weights(tmp_path,
+                                                                           capsys):
+    """The same run again after a kill between its checkpoints at steps 2 and 4 (the
+    last checkpoint and the final weights lost): it continues from step 2 on the same
+    stream of windows to the same weights."""
+    config = SquadRunConfig(
+        train_file=tiny_squad(tmp_path / "squad.json"), model_dir=str(tmp_path / "run"),
+        do_train=True, bert_config=tiny_config(vocab_size=927),
+        vocab_file=SHAKESPEARE_VOCAB, do_lower_case=True, max_seq_length=24,
+        doc_stride=8, max_query_length=8, train_batch_size=2, num_train_steps=4,
+        save_checkpoints_steps=2, learning_rate=1e-3, verbose=0)
+    run_squad(config)
+    run = tmp_path / "run"
     finished = h5_arrays(run / names.WEIGHTS_FILE)
-    os.remove(run / "checkpoints" / "ckpt-30.weights.h5")
+    os.remove(run / "checkpoints" / "ckpt-4.weights.h5")
     os.remove(run / names.WEIGHTS_FILE)
-    resumed = run_pipeline("run_squad", *flags)
-    assert "Resuming at step 20 of 30" in resumed.stdout
-    for name, value in h5_arrays(run / names.WEIGHTS_FILE).items():
+    capsys.readouterr()
+    run_squad(config)
+    assert "Resuming at step 2 of 4" in capsys.readouterr().out
+    resumed = h5_arrays(run / names.WEIGHTS_FILE)
+    assert sorted(resumed) == sorted(finished)
+    for name, value in resumed.items():
         np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
 
 
