@@ -37,7 +37,8 @@ def trace_predict_once(model, x, any_length=False):
     spec = x.element_spec
     if any_length:
         spec = tf.nest.map_structure(
-            lambda s: tf.TensorSpec([None] * len(s.shape), s.dtype, s.name), spec)
+            lambda s: tf.TensorSpec([None] * len(s.shape), s.dtype, s.name)
+            if isinstance(s, tf.TensorSpec) else s, spec)
     model.make_predict_function()
     if hasattr(model.predict_function, "get_concrete_function"):
         model.predict_function.get_concrete_function([spec])

@@ -204,14 +204,13 @@ class BertTextPreprocessor(keras.layers.Layer):
         return functions[key]
 
     def _pack_eagerly(self, segments):
-        # One function per number of segments and their ranks, traced for any batch
-        # size: traced for the first call's size, the next call of another size traced
-        # again (~0.6 s of a multiple-choice run: training's questions, then the
-        # prediction's).
-        ranks = tuple(len(s.shape) for s in segments)
+        # One function per number of segments (string tensors [batch]: segments_of),
+        # traced for any batch size: traced for the first call's size, the next call
+        # of another size was traced again (~0.6 s of a multiple-choice run:
+        # training's questions, then the prediction's).
         function = self._pack_function(
-            ("eager",) + ranks, len(segments), False,
-            input_signature=[tf.TensorSpec([None] * rank, tf.string) for rank in ranks])
+            "eager", len(segments), False,
+            input_signature=[tf.TensorSpec([None], tf.string)] * len(segments))
         with tf.device("cpu"):
             inputs = function(*segments)
         if keras.backend.backend() == "tensorflow":

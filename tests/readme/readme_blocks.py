@@ -292,8 +292,8 @@ def ids_for(test):
 # one of a CI run, alone on a core). Each shard runs the chain blocks its blocks need
 # itself (vocab, pretraining-data, import-minilm: ~5 s each); a shell block stays
 # with the shell blocks it needs (squad before export-squad). Balanced on the blocks'
-# seconds in a CI run (2 cores): ~85, ~80 and ~75 s with what they need (the second
-# less since the SQuAD block answers 26 questions, not 274).
+# seconds in a CI run (2 cores): ~85, ~80 and ~75 s with what they need (measured
+# before the SQuAD block answered 26 questions instead of 274: ~7 s less since).
 SHELL_SHARDS = (
     ("export-preprocessing", "pretraining-data-beam", "pretrain-mirrored",
      "pretrain-multi-worker", "pretrain-mixed-xla"),

@@ -237,7 +237,7 @@ def test_minilm_learns_squad_multiple_choice_and_serves(minilm_dir, tmp_path):
              f"--init_model_dir={minilm_dir}", f"--model_dir={run}", "--do_train",
              "--max_seq_length=48", "--train_batch_size=8", "--learning_rate=3e-4",
              "--warmup_proportion=0", "--num_train_steps=36",
-             "--save_checkpoints_steps=12", "--eval_batch_size=16"]
+             "--save_checkpoints_steps=18", "--eval_batch_size=16"]
     result = run_pipeline("run_multiple_choice", *flags, "--do_eval", "--do_predict",
                           f"--predict_file={predict}")
     results = json.loads((run / names.EVAL_RESULTS_FILE).read_text())

@@ -133,33 +133,46 @@ def tiny_run(tmp_path, **fields):
                         vocab_file=SHAKESPEARE_VOCAB, do_lower_case=True, **fields)
 
 
-# Sentences of the tiny vocabulary's words, tagged; every third one longer than a
-# 12-position window, so that the stream holds several windows of one sentence.
+# Sentences of the tiny vocabulary's words, tagged: lengths in both buckets of a
+# 32-position window (16 and 32), and a long one that spans several windows.
 TINY_NER = "\n\n".join(
     "\n".join(f"{word} {tag}" for word, tag in sentence) for sentence in [
         [("romeo", "B-PER"), ("speaks", "O")],
         [("juliet", "B-PER"), ("is", "O"), ("in", "O"), ("verona", "B-LOC")],
         [("the", "O"), ("king", "O"), ("of", "O"), ("the", "O"), ("play", "O"),
          ("is", "O"), ("dead", "O"), ("and", "O"), ("romeo", "B-PER"), ("is", "O"),
-         ("in", "O"), ("mantua", "B-LOC"), ("tonight", "O")],
+         ("in", "O"), ("mantua", "B-LOC"), ("tonight", "O")] * 3,
     ] * 4) + "\n"
+
+
+def evaluation_at(step, output):
+    """The run's printed evaluation of `step`'s weights."""
+    lines = [l[l.index(f"Evaluation at step {step}:"):] for l in output.splitlines()
+             if f"Evaluation at step {step}:" in l]
+    assert len(lines) == 1, output[-2000:]
+    return lines[0]
 
 
 def test_a_run_that_lost_its_last_checkpoint_resumes_to_the_same_weights(tmp_path,
                                                                            capsys):
-    """The same run again after a kill between its checkpoints at steps 2 and 4: it
-    continues from step 2 on the same stream of windows to the same weights."""
+    """The same run again after a kill between its checkpoints at steps 2 and 4 (the
+    last checkpoint and the final weights lost): it continues from step 2 on the same
+    stream of windows to the same weights, evaluated the same."""
     train = write(tmp_path, "train.txt", TINY_NER)
-    config = tiny_run(tmp_path, train_file=train, do_train=True, max_seq_length=12,
-                      doc_stride=4, train_batch_size=4, num_train_steps=4,
-                      save_checkpoints_steps=2, learning_rate=1e-3, verbose=0)
+    config = tiny_run(tmp_path, train_file=train, eval_file=train, do_train=True,
+                      do_eval=True, max_seq_length=32, doc_stride=8, train_batch_size=4,
+                      num_train_steps=4, save_checkpoints_steps=2, learning_rate=1e-3,
+                      verbose=0)
     run_ner(config)
+    first = evaluation_at(4, capsys.readouterr().out)
     checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-4.weights.h5"
     finished = h5_arrays(shutil.copy(checkpoint, tmp_path / "finished.weights.h5"))
     os.remove(checkpoint)
-    capsys.readouterr()
+    os.remove(tmp_path / "run" / names.WEIGHTS_FILE)
     run_ner(config)
-    assert "Resuming at step 2 of 4" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "Resuming at step 2 of 4" in output
+    assert evaluation_at(4, output) == first
     resumed = h5_arrays(checkpoint)
     assert sorted(resumed) == sorted(finished)
     for name, value in resumed.items():

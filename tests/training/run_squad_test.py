@@ -51,8 +51,7 @@ def test_trains_predicts_scores_and_serves_squad_v1_1(pretrained, tmp_path):
     run = tmp_path / "run"
     flags = [f"--train_file={data}", f"--predict_file={data}",
              f"--init_model_dir={pretrained}", f"--model_dir={run}", "--do_train",
-             "--do_predict", *SMALL, "--learning_rate=3e-4", "--num_train_steps=30",
-             "--save_checkpoints_steps=10"]
+             "--do_predict", *SMALL, "--learning_rate=3e-4", "--num_train_steps=30"]
     result = run_pipeline("run_squad", *flags)
     assert "gradients do not exist" not in result.stdout + result.stderr.lower()
     examples = {e.qid: e for e in read_squad(data)}
