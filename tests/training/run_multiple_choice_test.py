@@ -114,6 +114,21 @@ def test_predict_scores_each_pair_alone_as_the_model_scores_whole_questions():
                                                           labels])), rel=1e-4)
 
 
+def test_a_best_weights_file_is_linked_only_into_the_plain_model_it_was_written_from(
+        tmp_path):
+    data = tiny_data(examples_of(tiny_questions(4)))
+    model = tiny_model()
+    weights = str(tmp_path / "best.weights.h5")
+    model.save_weights(weights)
+    with pytest.raises(ValueError, match="weights_file is for the plain "
+                                         "BertMultipleChoice it was written from"):
+        data.save_model_dir(str(tmp_path / "wrapped"), training_model(model),
+                            weights_file=weights)
+    assert not (tmp_path / "wrapped").exists()
+    data.save_model_dir(str(tmp_path / "plain"), model, weights_file=weights)
+    assert (tmp_path / "plain" / names.WEIGHTS_FILE).is_file()
+
+
 def tiny_run(tmp_path, **overrides):
     train = str(tmp_path / "train.jsonl")
     write_jsonl(train, tiny_questions(24))
