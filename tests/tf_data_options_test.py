@@ -107,6 +107,8 @@ def test_ner_prediction_feeds_keras_our_dataset_not_arrays():
     seen = []
 
     class Recorder:
+        run_eagerly = True  # as a Keras model that runs eagerly: no predict trace
+
         def predict(self, x, verbose=0, **kwargs):
             seen.append(x)
             rows = sum(int(b[names.INPUT_WORD_IDS].shape[0]) for b in x)
