@@ -118,6 +118,27 @@ def assert_trees_equal(expected, actual, atol=0.0):
         np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)
 
 
+def rerun_after_a_lost_checkpoint(run, config, capsys, compared, lost):
+    """`run(config)`; then the files `lost` deleted (a kill after the step-2
+    checkpoint) and `run(config)` again, which must say it resumes at step 2 of 4
+    and end with the arrays `compared` held after the first run (≤ 1e-5). Returns
+    both runs' printed output."""
+    capsys.readouterr()
+    run(config)
+    first = capsys.readouterr().out
+    finished = h5_arrays(compared)
+    for path in lost:
+        os.remove(path)
+    run(config)
+    second = capsys.readouterr().out
+    assert "Resuming at step 2 of 4" in second, second[-2000:]
+    resumed = h5_arrays(compared)
+    assert sorted(resumed) == sorted(finished)
+    for name, value in resumed.items():
+        np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
+    return first, second
+
+
 def shared_data_dir():
     """`../shared/data` beside the checkout (or $KBA_SHARED_DATA); None if absent."""
     import os

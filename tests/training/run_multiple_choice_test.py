@@ -9,7 +9,6 @@ text-in export answering held-out questions as predictions.tsv does.
 import json
 import math
 import os
-import shutil
 import sys
 
 import keras
@@ -30,8 +29,8 @@ from keras_bert_app.training.multiple_choice import (MultipleChoiceRunConfig,
 from keras_bert_app.training.multiple_choice_inputs import (MultipleChoiceData,
                                                             training_model)
 from tests.export.tf_only_check import run_check
-from tests.helpers import (SHAKESPEARE_VOCAB, h5_arrays, require_shared_data, run_pipeline,
-                           tiny_config)
+from tests.helpers import (SHAKESPEARE_VOCAB, require_shared_data,
+                           rerun_after_a_lost_checkpoint, run_pipeline, tiny_config)
 
 WORDS = ("king queen lord lady night day sword crown heaven earth love death fair foul "
          "good ill sweet sour").split()
@@ -180,18 +179,10 @@ def test_a_run_that_lost_its_last_checkpoint_resumes_to_the_same_weights(tmp_pat
                                                                            capsys):
     """The same run again after a kill between its checkpoints at steps 2 and 4:
     it continues from step 2 on the same stream of questions to the same weights."""
-    config = tiny_run(tmp_path, do_eval=False, do_predict=False)
-    run_multiple_choice(config)
     checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-4.weights.h5"
-    finished = h5_arrays(shutil.copy(checkpoint, tmp_path / "finished.weights.h5"))
-    os.remove(checkpoint)
-    capsys.readouterr()
-    run_multiple_choice(config)
-    assert "Resuming at step 2 of 4" in capsys.readouterr().out
-    resumed = h5_arrays(checkpoint)
-    assert sorted(resumed) == sorted(finished)
-    for name, value in resumed.items():
-        np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
+    rerun_after_a_lost_checkpoint(run_multiple_choice,
+                                  tiny_run(tmp_path, do_eval=False, do_predict=False),
+                                  capsys, compared=checkpoint, lost=[checkpoint])
 
 
 def test_configs_that_cannot_run_are_refused(tmp_path):

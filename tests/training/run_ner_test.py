@@ -6,10 +6,8 @@ nothing written."""
 
 import json
 import os
-import shutil
 import sys
 
-import numpy as np
 import pytest
 
 from keras_bert_app import names
@@ -17,8 +15,8 @@ from keras_bert_app.export import ner as ner_export
 from keras_bert_app.training.ner import NerRunConfig, run_ner
 from keras_bert_app.training.ner_metrics import entity_scores
 from tests.export.tf_only_check import run_check
-from tests.helpers import (SHAKESPEARE_VOCAB, h5_arrays, require_shared_data, run_pipeline,
-                           tiny_config)
+from tests.helpers import (SHAKESPEARE_VOCAB, require_shared_data,
+                           rerun_after_a_lost_checkpoint, run_pipeline, tiny_config)
 
 # 32 positions and stride 8: the longer tweets span several windows (300 sentences
 # make 591 windows).
@@ -163,20 +161,11 @@ def test_a_run_that_lost_its_last_checkpoint_resumes_to_the_same_weights(tmp_pat
                       do_eval=True, max_seq_length=32, doc_stride=8, train_batch_size=4,
                       num_train_steps=4, save_checkpoints_steps=2, learning_rate=1e-3,
                       verbose=0)
-    run_ner(config)
-    first = evaluation_at(4, capsys.readouterr().out)
     checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-4.weights.h5"
-    finished = h5_arrays(shutil.copy(checkpoint, tmp_path / "finished.weights.h5"))
-    os.remove(checkpoint)
-    os.remove(tmp_path / "run" / names.WEIGHTS_FILE)
-    run_ner(config)
-    output = capsys.readouterr().out
-    assert "Resuming at step 2 of 4" in output
-    assert evaluation_at(4, output) == first
-    resumed = h5_arrays(checkpoint)
-    assert sorted(resumed) == sorted(finished)
-    for name, value in resumed.items():
-        np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
+    first, second = rerun_after_a_lost_checkpoint(
+        run_ner, config, capsys, compared=checkpoint,
+        lost=[checkpoint, tmp_path / "run" / names.WEIGHTS_FILE])
+    assert evaluation_at(4, second) == evaluation_at(4, first)
 
 
 def test_an_eval_tag_outside_the_training_tags_is_refused_before_anything_is_written(

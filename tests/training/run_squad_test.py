@@ -17,8 +17,8 @@ from keras_bert_app.data.squad_data import read_squad
 from keras_bert_app.training.squad import SquadRunConfig, run_squad
 from keras_bert_app.training.squad_metrics import squad_v1_scores, squad_v2_scores
 from tests.export.tf_only_check import run_check
-from tests.helpers import (SHAKESPEARE_VOCAB, h5_arrays, require_shared_data, run_pipeline,
-                           tiny_config)
+from tests.helpers import (SHAKESPEARE_VOCAB, require_shared_data,
+                           rerun_after_a_lost_checkpoint, run_pipeline, tiny_config)
 
 SMALL = ["--max_seq_length=128", "--doc_stride=64", "--max_query_length=32",
          "--train_batch_size=8", "--predict_batch_size=16"]
@@ -131,18 +131,10 @@ def test_a_run_that_lost_its_last_checkpoint_resumes_to_the_same_weights(tmp_pat
         vocab_file=SHAKESPEARE_VOCAB, do_lower_case=True, max_seq_length=24,
         doc_stride=8, max_query_length=8, train_batch_size=2, num_train_steps=4,
         save_checkpoints_steps=2, learning_rate=1e-3, verbose=0)
-    run_squad(config)
     run = tmp_path / "run"
-    finished = h5_arrays(run / names.WEIGHTS_FILE)
-    os.remove(run / "checkpoints" / "ckpt-4.weights.h5")
-    os.remove(run / names.WEIGHTS_FILE)
-    capsys.readouterr()
-    run_squad(config)
-    assert "Resuming at step 2 of 4" in capsys.readouterr().out
-    resumed = h5_arrays(run / names.WEIGHTS_FILE)
-    assert sorted(resumed) == sorted(finished)
-    for name, value in resumed.items():
-        np.testing.assert_allclose(value, finished[name], atol=1e-5, err_msg=name)
+    rerun_after_a_lost_checkpoint(
+        run_squad, config, capsys, compared=run / names.WEIGHTS_FILE,
+        lost=[run / "checkpoints" / "ckpt-4.weights.h5", run / names.WEIGHTS_FILE])
 
 
 def served(run, examples, tmp_path):
