@@ -73,8 +73,8 @@ def build_exports(root, scale):
 
     from keras_bert_app import names
     from keras_bert_app.export import export_classifier, export_squad
-    from keras_bert_app.model_dir import TaskConfig
     from keras_bert_app.models import BertClassifier, BertEncoder, BertSpanLabeler
+    from keras_bert_app.task_config import TaskConfig
     from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor
     from keras_bert_app.text.tokenizer import BertTokenizer
     from tests.helpers import SHAKESPEARE_VOCAB, tiny_config

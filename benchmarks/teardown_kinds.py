@@ -110,8 +110,11 @@ def _classifier(spec):
                                    labels=data.train.labels[rows],
                                    line_numbers=data.train.line_numbers[rows])
     model = _compiled(config, lambda e: BertClassifier(e, num_classes=2), spec)
-    return model, data.train_dataset(config.train_batch_size, seed=config.seed), None, \
-        lambda m: data.predict(m, held_out, config.eval_batch_size)
+    # As run_classifier builds it for a model trained without XLA: each batch padded
+    # to its longest row.
+    train = data.train_dataset(config.train_batch_size, seed=config.seed,
+                               pad_to_longest=not model.jit_compile)
+    return model, train, None, lambda m: data.predict(m, held_out, config.eval_batch_size)
 
 
 def _squad(spec):

@@ -1,6 +1,6 @@
 """The main job, on a fresh clone: from raw text to a served text-in classifier.
 
-    python -m pipelines.demo                  # about 2.5 minutes on a 2-core CPU
+    python -m pipelines.demo                  # about 2 minutes on a 2-core CPU
     python -m pipelines.demo --quick          # smaller sizes, about 1 minute (CI)
     python -m pipelines.demo --sentences="what a waste of a great cast" --sentences="pure joy"
 

@@ -11,8 +11,9 @@ import pytest
 
 import keras_bert_app as kba
 from keras_bert_app import names
-from keras_bert_app.model_dir import TaskConfig, save_model_dir
+from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.text_config import TextConfig
 from tests.helpers import encoder_batch, h5_arrays, tiny_config
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_bert_app import names, plots
-from keras_bert_app.model_dir import TaskConfig
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.training.runner import write_scalars, write_tensors
 from tests.helpers import run_pipeline
 

@@ -23,9 +23,8 @@ import json
 import os
 import random
 
-from keras_bert_app.data.classification_data import (delimited_records, jsonl_records,
-                                                     read_text, report_skipped,
-                                                     show_value)
+from keras_bert_app.data.text_files import (delimited_records, jsonl_records, read_text,
+                                            report_skipped, show_value)
 
 # SWAG's columns (Hugging Face `datasets` "swag", `run_swag.py`); its other columns
 # (video-id, fold-ind, startphrase, gold-source) are not read.

@@ -21,7 +21,7 @@ import json
 import os
 import re
 
-from keras_bert_app.data.classification_data import read_text, report_skipped
+from keras_bert_app.data.text_files import read_text, report_skipped
 
 DOCSTART = "-DOCSTART-"
 OUTSIDE = "O"

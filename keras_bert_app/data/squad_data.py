@@ -18,7 +18,7 @@ import dataclasses
 import json
 import sys
 
-from keras_bert_app.data.classification_data import read_text
+from keras_bert_app.data.text_files import read_text
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,17 +30,20 @@ _INIT_OP_SIGNATURE = "__saved_model_init_op"
 _SENTINEL_OPS = frozenset({"AddV2", "Const", "MatMul", "StatefulPartitionedCall",
                            "SaveV2", "RestoreV2"})
 
+# Optional packages TensorFlow's and Keras' imports take when installed; none registers
+# a TensorFlow op (the same 1,910 ops), and without them the listing took 3.0-3.5 s
+# instead of 4.8-6.0 s on 2 cores. The pipelines hide the same ones
+# (pipelines/frameworks.py; tests/export/serving_ops_test.py compares the lists).
+OPTIONAL_IMPORTS = ("jax", "jaxlib", "sklearn", "matplotlib")
+
 # Run in a fresh interpreter: `import tensorflow_text` (done by our package) registers its
 # ops in the op registry of this process, so only a process that imports tensorflow alone
 # tells TF core ops from TF Text ops. TF_GetAllOpList is the C API's list of the registry
 # that `op_def_registry.get` reads (no public Python API lists it).
-_CORE_OPS_SCRIPT = """
+_CORE_OPS_SCRIPT = f"""
 import json
 import sys
-# Optional packages TensorFlow's and Keras' imports take when installed; none registers
-# a TensorFlow op (the same 1,910 ops), and without them the listing took 3.0-3.5 s
-# instead of 4.8-6.0 s on 2 cores.
-for name in ("jax", "jaxlib", "sklearn", "matplotlib"):
+for name in {OPTIONAL_IMPORTS!r}:
     sys.modules[name] = None
 import tensorflow
 from tensorflow.core.framework import op_def_pb2

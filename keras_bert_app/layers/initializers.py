@@ -47,6 +47,18 @@ def weights_set_after():
         _scope.depth -= 1
 
 
+class IncompleteWeights(ValueError):
+    """A weights file Keras loaded leniently, leaving some of the model's state at
+    its initial values: `path` is the file, `reason` says what it lacks."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path} {reason}")
+        self.path, self.reason = path, reason
+
+    def __reduce__(self):  # pickled across processes with both arguments
+        return type(self), (self.path, self.reason)
+
+
 def load_every_weight(model, path, objects_to_skip=None, require_optimizer=False):
     """`model.load_weights(path)`, failing unless every weight of `model` is in the
     file. Keras fails on a layer the file lacks (a `ValueError` naming the layer;
@@ -61,21 +73,24 @@ def load_every_weight(model, path, objects_to_skip=None, require_optimizer=False
     (none saved, or another optimizer's), with a "Skipping variable loading for
     optimizer" warning, the optimizer keeping its fresh state: an error here with
     `require_optimizer` (a training checkpoint). `objects_to_skip`: objects (e.g.
-    `[model.optimizer]`) neither read nor checked (Keras' `load_weights` argument)."""
+    `[model.optimizer]`) neither read nor checked (Keras' `load_weights` argument).
+    Both lenient loads raise `IncompleteWeights`."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if objects_to_skip:
             keras.saving.load_weights(model, path, objects_to_skip=list(objects_to_skip))
         else:
             model.load_weights(path)
-    skipped = [w for w in caught if "Skipping nested container" in str(w.message) or (
-        require_optimizer and "Skipping variable loading for optimizer" in
-        str(w.message))]
+    nested = [w for w in caught if "Skipping nested container" in str(w.message)]
+    optimizer = [w for w in caught if require_optimizer and
+                 "Skipping variable loading for optimizer" in str(w.message)]
     for other in caught:
-        if other not in skipped:
+        if other not in nested and other not in optimizer:
             warnings.warn_explicit(other.message, other.category, other.filename,
                                    other.lineno)
-    if skipped:
-        what = "optimizer state that fits its optimizer" if "optimizer" in str(
-            skipped[0].message) else "every weight of " + type(model).__name__
-        raise ValueError(f"{path} does not hold {what}: {skipped[0].message}")
+    if nested:
+        raise IncompleteWeights(path, f"does not hold every weight of "
+                                      f"{type(model).__name__}: {nested[0].message}")
+    if optimizer:
+        raise IncompleteWeights(path, "does not hold optimizer state that fits its "
+                                      f"optimizer: {optimizer[0].message}")

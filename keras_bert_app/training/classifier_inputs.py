@@ -7,7 +7,7 @@ import numpy as np
 
 from keras_bert_app import names
 from keras_bert_app.data import classification_data as cd
-from keras_bert_app.model_dir import TaskConfig
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.training import classification_metrics as cm
 
 DEFAULT_METRIC = {names.SINGLE_LABEL: "accuracy", names.MULTI_LABEL: "f1",

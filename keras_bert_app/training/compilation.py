@@ -79,14 +79,22 @@ def grappler_pays(num_steps, hidden_size):
 
 
 @dataclasses.dataclass(frozen=True)
-class GraphOptimization:
-    """Whether Grappler optimises a training run's step graphs, and why."""
+class _RunChoice:
+    """A setting a run switches on or off, and why, for its log."""
 
     enabled: bool
     reason: str
+    SUBJECT = None  # what is switched, as the log names it (a class attribute)
 
     def describe(self):
-        return f"Grappler {'on' if self.enabled else 'off'}: {self.reason}"
+        return f"{self.SUBJECT} {'on' if self.enabled else 'off'}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphOptimization(_RunChoice):
+    """Whether Grappler optimises a training run's step graphs, and why."""
+
+    SUBJECT = "Grappler"
 
 
 def resolve_graph_optimization(setting, jit_compile, distribution, pays=None):
@@ -118,14 +126,14 @@ def resolve_graph_optimization(setting, jit_compile, distribution, pays=None):
 
 
 @dataclasses.dataclass(frozen=True)
-class JitDecision:
+class JitDecision(_RunChoice):
     """`jit_compile` for `Model.compile` and why, for the run's log."""
 
-    jit_compile: bool
-    reason: str
+    SUBJECT = "XLA"
 
-    def describe(self):
-        return f"XLA {'on' if self.jit_compile else 'off'}: {self.reason}"
+    @property
+    def jit_compile(self):
+        return self.enabled
 
 
 def auto_jit_compile(backend, device_types, strategy_kind, cpu_pays=None):

@@ -248,7 +248,8 @@ class MultipleChoiceData:
     def save_model_dir(self, model_dir, model, weights_file=None):
         """`weights_file`: `model`'s weights as `save_weights` wrote them (the best
         file, written from this plain copy), linked instead of written again."""
-        from keras_bert_app.model_dir import TaskConfig, save_task_dir
+        from keras_bert_app.model_dir import save_task_dir
+        from keras_bert_app.task_config import TaskConfig
 
         task = TaskConfig(task=names.MULTIPLE_CHOICE_TASK, heads=[names.CHOICE_HEAD],
                           max_seq_length=self.max_seq_length)

@@ -94,7 +94,7 @@ class NerData:
         return copy
 
     def task(self):
-        from keras_bert_app.model_dir import TaskConfig
+        from keras_bert_app.task_config import TaskConfig
 
         return TaskConfig(task=names.NER_TASK, heads=[names.TAGGER_HEAD],
                           label_names=self.label_names,

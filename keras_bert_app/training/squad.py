@@ -145,8 +145,9 @@ def _windows(path, examples, tokenizer, config, is_training=False):
 
 def _train(config, examples, distribution, manager, skipped=0):
     """`skipped`: the training questions `skip_bad_records` dropped (recorded)."""
-    from keras_bert_app.model_dir import TaskConfig, save_span_labeler_dir
+    from keras_bert_app.model_dir import save_span_labeler_dir
     from keras_bert_app.models import BertSpanLabeler
+    from keras_bert_app.task_config import TaskConfig
     from keras_bert_app.text.tokenizer import BertTokenizer
 
     model_config, vocab_file, text_config, source_weights = runner.model_sources(config)

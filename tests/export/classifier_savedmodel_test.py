@@ -22,9 +22,10 @@ from keras_bert_app.export import (check_serving_ops, core_op_types, export_clas
                                    write_warmup_requests)
 from keras_bert_app.export.serving_layout import WARMUP_PAIRS, WARMUP_TEXTS
 from keras_bert_app.export.tf_serving_ops import TF_TEXT_2_12_1_OPS
-from keras_bert_app.model_dir import (TaskConfig, load_classifier, read_task_config,
+from keras_bert_app.model_dir import (load_classifier, read_task_config,
                                       save_classifier_dir, save_model_dir)
 from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor
 from keras_bert_app.text.text_config import TextConfig
 from tests.export.tf_only_check import run_check

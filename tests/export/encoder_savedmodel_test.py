@@ -19,9 +19,10 @@ from keras_bert_app import names
 from keras_bert_app.export import (check_serving_ops, core_op_types, export_encoder,
                                    saved_model_op_types)
 from keras_bert_app.export.serving_layout import WARMUP_TEXTS
-from keras_bert_app.model_dir import (TaskConfig, load_encoder, load_pretrainer,
-                                      save_classifier_dir, save_model_dir)
+from keras_bert_app.model_dir import (load_encoder, load_pretrainer, save_classifier_dir,
+                                      save_model_dir)
 from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.preprocessor import load_preprocessor
 from keras_bert_app.text.text_config import TextConfig
 from tests.export.tf_only_check import run_check

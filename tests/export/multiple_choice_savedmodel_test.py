@@ -24,8 +24,9 @@ from keras_bert_app.export import check_serving_ops, core_op_types, saved_model_
 from keras_bert_app.export.multiple_choice import (CHOICES, WARMUP_QUESTIONS,
                                                    export_multiple_choice)
 from keras_bert_app.export.tf_serving_ops import TF_TEXT_2_12_1_OPS
-from keras_bert_app.model_dir import TaskConfig, save_model_dir, save_task_dir
+from keras_bert_app.model_dir import save_model_dir, save_task_dir
 from keras_bert_app.models import BertEncoder, BertMultipleChoice, BertPretrainer
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.training.multiple_choice_inputs import MultipleChoiceData
 from tests.export.tf_only_check import run_check

@@ -22,8 +22,9 @@ from keras_bert_app.export import check_serving_ops, core_op_types, saved_model_
 from keras_bert_app.export import ner as ner_export
 from keras_bert_app.export.ner import WARMUP_TEXTS, export_ner
 from keras_bert_app.export.tf_serving_ops import TF_TEXT_2_12_1_OPS
-from keras_bert_app.model_dir import TaskConfig, save_model_dir, save_task_dir
+from keras_bert_app.model_dir import save_model_dir, save_task_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer, BertTokenClassifier
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.tokenizer import BertTokenizer
 from keras_bert_app.training.ner_inputs import window_logits

@@ -15,8 +15,9 @@ from keras_bert_app.export import classifier as classifier_export
 from keras_bert_app.export import encoder as encoder_export
 from keras_bert_app.export.serving_layout import (SERVING_DEFAULT, save_export,
                                                   traced_for_saving)
-from keras_bert_app.model_dir import TaskConfig, save_model_dir
+from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import BertClassifier, BertEncoder, BertPretrainer
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor
 from keras_bert_app.text.text_config import TextConfig
 from tests.helpers import SHAKESPEARE_VOCAB, tiny_config

@@ -56,6 +56,18 @@ def preprocessing_export(tmp_path_factory):
                                 preprocessor)
 
 
+def test_the_core_op_listing_leaves_out_what_the_pipelines_hide():
+    """The listing's interpreter and the pipelines leave out the same optional
+    packages (none registers an op); a serving process has neither JAX package."""
+    from pipelines import frameworks
+    from tests.export.tf_only_check import NOT_IN_A_SERVING_PROCESS
+
+    hidden = frameworks.HIDDEN + frameworks.HIDDEN_UNDER_TENSORFLOW_BACKEND
+    assert sorted(serving_ops.OPTIONAL_IMPORTS) == sorted(hidden)
+    assert set(NOT_IN_A_SERVING_PROCESS) == set(frameworks.HIDDEN_UNDER_TENSORFLOW_BACKEND)
+    assert f"for name in {serving_ops.OPTIONAL_IMPORTS!r}:" in serving_ops._CORE_OPS_SCRIPT
+
+
 def test_preprocessing_export_uses_only_core_ops_and_tf_text_2_12_1_ops(
         preprocessing_export):
     op_types = saved_model_op_types(preprocessing_export)

@@ -24,8 +24,9 @@ from keras_bert_app.data.squad_features import squad_features
 from keras_bert_app.export import check_serving_ops, core_op_types, saved_model_op_types
 from keras_bert_app.export.squad import WARMUP_QUESTIONS, export_squad
 from keras_bert_app.export.tf_serving_ops import TF_TEXT_2_12_1_OPS
-from keras_bert_app.model_dir import TaskConfig, save_model_dir, save_span_labeler_dir
+from keras_bert_app.model_dir import save_model_dir, save_span_labeler_dir
 from keras_bert_app.models import BertEncoder, BertPretrainer, BertSpanLabeler
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.text.tokenizer import BertTokenizer
 from keras_bert_app.training.squad_predictions import squad_predictions

@@ -18,9 +18,10 @@ import tensorflow as tf
 from keras_bert_app import names
 from keras_bert_app.export import (export_classifier, export_embedder, export_ner,
                                    export_preprocessing, export_squad)
-from keras_bert_app.model_dir import TaskConfig, save_model_dir
+from keras_bert_app.model_dir import save_model_dir
 from keras_bert_app.models import (BertClassifier, BertEncoder, BertPretrainer,
                                    BertSpanLabeler, BertTokenClassifier)
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.preprocessing_layer import BertTextPreprocessor
 from keras_bert_app.text.preprocessor import BertPreprocessor
 from keras_bert_app.text.text_config import TextConfig

@@ -73,7 +73,7 @@ class _Nested(keras.layers.Layer):
 def test_a_file_without_a_nested_containers_group_loads_in_keras_but_not_here(tmp_path):
     import h5py
 
-    from keras_bert_app.layers.initializers import load_every_weight
+    from keras_bert_app.layers.initializers import IncompleteWeights, load_every_weight
 
     def model():
         return keras.Sequential([keras.Input([2]), _Nested(name="nested")])
@@ -89,8 +89,11 @@ def test_a_file_without_a_nested_containers_group_loads_in_keras_but_not_here(tm
     with pytest.warns(UserWarning, match="Skipping nested container"):
         model().load_weights(file)  # Keras: loads, the sublayers keep their values
     with pytest.raises(ValueError, match="does not hold every weight of Sequential: "
-                                         "Skipping nested container"):
+                                         "Skipping nested container") as error:
         load_every_weight(model(), file)
+    # The file and what it lacks, apart (a resume's message names the file once).
+    assert isinstance(error.value, IncompleteWeights) and error.value.path == file
+    assert error.value.reason.startswith("does not hold every weight of Sequential")
 
 
 def test_a_file_of_another_model_is_keras_own_error_naming_the_layer(tmp_path):

@@ -257,7 +257,7 @@ NOT_RUN = {
                                       "block and tests/data/pretraining_beam_test.py",
     "quickstart": "scripts/install.sh is CI's own first step (.ci/run), and "
                   "tests/demo/demo_end_to_end_test.py runs `pipelines.demo --quick` "
-                  "(the full demo takes ~2.5 minutes), and scripts/test.sh is the "
+                  "(the full demo takes ~2 minutes), and scripts/test.sh is the "
                   "test suite itself",
     "test-suite": "it is the test suite itself",
     "install-with-bazel": "CI's own first step (.ci/run); installs system packages as root",

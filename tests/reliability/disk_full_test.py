@@ -81,8 +81,9 @@ def export_on_full_disk(tmp_path_factory):
     import keras
 
     from keras_bert_app.config import BertConfig
-    from keras_bert_app.model_dir import TaskConfig, save_classifier_dir
+    from keras_bert_app.model_dir import save_classifier_dir
     from keras_bert_app.models import BertClassifier, BertEncoder
+    from keras_bert_app.task_config import TaskConfig
     from keras_bert_app.text.text_config import TextConfig
     from tests.helpers import SHAKESPEARE_VOCAB
 

@@ -25,8 +25,9 @@ from keras_bert_app.data.input_format import masked_crc32c
 from keras_bert_app.export import (check_serving_ops, core_op_types, export_encoder,
                                    export_multiple_choice, saved_model_op_types)
 from keras_bert_app.export.tf_serving_ops import DENIED_OPS, LOAD_TIME_OPS
-from keras_bert_app.model_dir import TaskConfig, save_task_dir
+from keras_bert_app.model_dir import save_task_dir
 from keras_bert_app.models import BertEncoder, BertMultipleChoice
+from keras_bert_app.task_config import TaskConfig
 from keras_bert_app.text.text_config import TextConfig
 from keras_bert_app.training.pretraining import PretrainingRunConfig, run_pretraining
 from tests.helpers import SHAKESPEARE_VOCAB, tiny_config

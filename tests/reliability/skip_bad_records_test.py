@@ -15,9 +15,10 @@ import sys
 import pytest
 
 from keras_bert_app import names
-from keras_bert_app.data.classification_data import ColumnSpec, read_examples, read_text
+from keras_bert_app.data.classification_data import ColumnSpec, read_examples
 from keras_bert_app.data.multiple_choice_data import read_multiple_choice
 from keras_bert_app.data.ner_data import check_tags, read_ner_file
+from keras_bert_app.data.text_files import read_text
 from keras_bert_app.training import classification, multiple_choice, ner, squad
 from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, tiny_config
 from tests.reliability.samples import (CLS_JSONL, CONLL, CORPUS, CSV, MC_JSONL,
