@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 
 import numpy as np
 
@@ -260,3 +261,21 @@ def run_pipeline(name, *flags, check=True, background=False):
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+# Every training pipeline's log says where its time to the first step went and how
+# often its steps were traced (training/startup.py, training/compilation.py).
+_START_UP_LINE = re.compile(
+    r"^Start-up: first step [\d.]+ s after launch: imports [\d.]+ s"
+    r"(, before the run [\d.]+ s)?, data [\d.]+ s, model [\d.]+ s, "
+    r"first step [\d.]+ s \(tracing, XLA (off|compilation)[^)]*\)$", re.M)
+
+
+def assert_start_up_logged(output, traced="train step 1x"):
+    """`output` (a pipeline's stdout) has one start-up line with its phases, and one
+    compilation line saying the train step was traced `traced`."""
+    assert len(_START_UP_LINE.findall(output)) == 1, output[-3000:]
+    compilation = [line for line in output.splitlines() if line.startswith("Compilation: ")]
+    assert len(compilation) == 1 and "traced " in compilation[0] and \
+        traced in compilation[0], compilation
+

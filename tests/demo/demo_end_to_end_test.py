@@ -13,7 +13,7 @@ import pytest
 
 from keras_bert_app import names
 from keras_bert_app.demo import runner, settings
-from tests.helpers import require_minilm, run_pipeline
+from tests.helpers import assert_start_up_logged, require_minilm, run_pipeline
 
 USER_SENTENCE = "what a waste of a great cast, honestly"  # a comma stays in it
 
@@ -81,6 +81,8 @@ def test_a_killed_demo_resumes_fine_tuning_from_its_checkpoint(demo_runs):
     resumed = demo_runs["resumed"]
     assert resumed.count("already done: reusing it") == 4  # steps 1-4
     assert "Resuming at step 40" in resumed
+    # Its start-up line keeps the reused steps apart from the imports.
+    assert_start_up_logged(resumed)
     assert "━━ Summary" in resumed and USER_SENTENCE in resumed
 
 

@@ -15,7 +15,7 @@ from keras_bert_app import names
 from keras_bert_app.model_dir import load_classifier
 from keras_bert_app.plots import read_tensor
 from keras_bert_app.training.checkpointing import has_optimizer_state
-from tests.helpers import run_pipeline, write_tiny_pretrained_dir
+from tests.helpers import assert_start_up_logged, run_pipeline, write_tiny_pretrained_dir
 
 GOOD = ["the king is good", "a good lord", "good night sweet prince", "so good", "good"]
 BAD = ["the king is dead", "a dead lord", "dead of night, dead prince", "so dead", "dead"]
@@ -51,9 +51,11 @@ def common_flags(pretrained, model_dir):
 def test_fine_tunes_evaluates_predicts_and_ends_as_a_model_directory(pretrained, tmp_path):
     train, dev, test = sentiment_files(tmp_path)
     model_dir = tmp_path / "run"
-    run_pipeline("run_classifier", *common_flags(pretrained, model_dir),
-                 f"--train_file={train}", f"--eval_file={dev}", f"--predict_file={test}",
-                 "--do_train", "--do_eval", "--do_predict", "--num_train_epochs=8")
+    result = run_pipeline("run_classifier", *common_flags(pretrained, model_dir),
+                          f"--train_file={train}", f"--eval_file={dev}",
+                          f"--predict_file={test}", "--do_train", "--do_eval",
+                          "--do_predict", "--num_train_epochs=8")
+    assert_start_up_logged(result.stdout)
     task = json.loads((model_dir / names.TASK_CONFIG_FILE).read_text())
     # Label names are the training labels as strings, sorted: id 0 = "neg".
     assert task == {"task": "classification", "heads": ["classifier"],

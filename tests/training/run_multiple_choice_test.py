@@ -29,7 +29,7 @@ from keras_bert_app.training.multiple_choice import (MultipleChoiceRunConfig,
 from keras_bert_app.training.multiple_choice_inputs import (MultipleChoiceData,
                                                             training_model)
 from tests.export.tf_only_check import run_check
-from tests.helpers import (SHAKESPEARE_VOCAB, require_shared_data,
+from tests.helpers import (SHAKESPEARE_VOCAB, assert_start_up_logged, require_shared_data,
                            rerun_after_a_lost_checkpoint, run_pipeline, tiny_config)
 
 WORDS = ("king queen lord lady night day sword crown heaven earth love death fair foul "
@@ -248,6 +248,7 @@ def test_minilm_learns_squad_multiple_choice_and_serves(minilm_dir, tmp_path):
                           f"--predict_file={predict}")
     results = json.loads((run / names.EVAL_RESULTS_FILE).read_text())
     assert f"eval_results: accuracy={results['accuracy']:.4f}" in result.stdout
+    assert_start_up_logged(result.stdout)
     # It has learnt the questions it was trained on: chance is 1/4, and this many
     # right of 24 (18 or more) has a probability below 1e-6 by luck (labels, pairs
     # and choices agree; a model scoring the wrong pairs stays at chance). Held-out

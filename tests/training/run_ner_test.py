@@ -15,7 +15,7 @@ from keras_bert_app.export import ner as ner_export
 from keras_bert_app.training.ner import NerRunConfig, run_ner
 from keras_bert_app.training.ner_metrics import entity_scores
 from tests.export.tf_only_check import run_check
-from tests.helpers import (SHAKESPEARE_VOCAB, require_shared_data,
+from tests.helpers import (SHAKESPEARE_VOCAB, assert_start_up_logged, require_shared_data,
                            rerun_after_a_lost_checkpoint, run_pipeline, tiny_config)
 
 # 32 positions and stride 8: the longer tweets span several windows (300 sentences
@@ -68,6 +68,7 @@ def test_trains_evaluates_predicts_and_exports(pretrained, tmp_path):
              "--do_eval", "--do_predict", *SMALL, "--learning_rate=1e-4",
              "--num_train_steps=80", "--save_checkpoints_steps=40"]
     result = run_pipeline("run_ner", *flags)
+    assert_start_up_logged(result.stdout)
     assert "Evaluation at step 40" in result.stdout and "Evaluation at step 80" in \
         result.stdout
     results = json.loads((run / names.EVAL_RESULTS_FILE).read_text())

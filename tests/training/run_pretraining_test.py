@@ -17,7 +17,8 @@ from tensorboard.backend.event_processing import event_accumulator
 import keras_bert_app as kba
 from keras_bert_app.data import PretrainingDataConfig, create_pretraining_data
 from keras_bert_app.training.pretraining import PretrainingRunConfig, run_pretraining
-from tests.helpers import SHAKESPEARE_VOCAB, run_pipeline, write_shakespeare_corpus
+from tests.helpers import (SHAKESPEARE_VOCAB, assert_start_up_logged, run_pipeline,
+                           write_shakespeare_corpus)
 
 TINY = dict(vocab_size=927, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=128, max_position_embeddings=64, hidden_act="gelu",
@@ -75,6 +76,7 @@ def test_pretraining_raises_masked_lm_accuracy_and_writes_a_model_dir(workspace,
     model_dir = tmp_path / "run"
     result = pipeline("run_pretraining", *pretrain_flags(workspace, model_dir, 300, 100, 50))
     assert "steps 0 → 300" in result.stdout
+    assert_start_up_logged(result.stdout)
     # The XLA choice is logged with its reason (this suite runs on CPU-only machines).
     assert "XLA off: 'auto' on a CPU-only machine" in result.stdout
     # So is Grappler's: 300 steps of a 64-wide model would not pay its rewrite back.

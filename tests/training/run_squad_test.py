@@ -17,7 +17,7 @@ from keras_bert_app.data.squad_data import read_squad
 from keras_bert_app.training.squad import SquadRunConfig, run_squad
 from keras_bert_app.training.squad_metrics import squad_v1_scores, squad_v2_scores
 from tests.export.tf_only_check import run_check
-from tests.helpers import (SHAKESPEARE_VOCAB, require_shared_data,
+from tests.helpers import (SHAKESPEARE_VOCAB, assert_start_up_logged, require_shared_data,
                            rerun_after_a_lost_checkpoint, run_pipeline, tiny_config)
 
 SMALL = ["--max_seq_length=128", "--doc_stride=64", "--max_query_length=32",
@@ -54,6 +54,7 @@ def test_trains_predicts_scores_and_serves_squad_v1_1(pretrained, tmp_path):
              "--do_predict", *SMALL, "--learning_rate=3e-4", "--num_train_steps=30"]
     result = run_pipeline("run_squad", *flags)
     assert "gradients do not exist" not in result.stdout + result.stderr.lower()
+    assert_start_up_logged(result.stdout)
     examples = {e.qid: e for e in read_squad(data)}
     predictions = read(run / names.SQUAD_PREDICTIONS_FILE)
     nbest = read(run / names.SQUAD_NBEST_FILE)

@@ -44,6 +44,28 @@ def test_the_process_start_is_before_now_and_the_first_run_counts_imports(monkey
     assert "after the run's start: data " in second.describe()
 
 
+def test_work_between_the_imports_and_the_run_is_not_counted_as_imports(monkeypatch):
+    """The demo's earlier steps, or a user's own code, run after the imports and
+    before the run: their time is its own phase, and the phases still add up."""
+    now = time.time()
+    monkeypatch.setattr(startup, "_first_run", True)
+    monkeypatch.setattr(startup, "process_start_time", lambda: now - 5.0)
+    monkeypatch.setattr(startup, "_MODULE_IMPORTED", now - 2.0)
+    log = startup.begin()
+    (imports, imported), (before, waited) = log.phases
+    assert (imports, before) == ("imports", "before the run")
+    assert imported == pytest.approx(3.0, abs=0.05)
+    assert waited == pytest.approx(2.0, abs=0.05)
+    log.mark("data")
+    assert "after launch: imports 3.0 s, before the run 2.0 s, data 0.0 s" in \
+        log.describe()
+    # A moment's flag parsing after the imports is counted with them.
+    monkeypatch.setattr(startup, "_first_run", True)
+    monkeypatch.setattr(startup, "_MODULE_IMPORTED", time.time() - 0.01)
+    (imports, imported), = startup.begin().phases
+    assert imports == "imports" and imported == pytest.approx(5.0, abs=0.1)
+
+
 def tiny_model():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
