@@ -268,13 +268,14 @@ def run_pipeline(name, *flags, check=True, background=False):
 _START_UP_LINE = re.compile(
     r"^Start-up: first step [\d.]+ s after launch: imports [\d.]+ s"
     r"(, before the run [\d.]+ s)?, data [\d.]+ s, model [\d.]+ s, "
-    r"first step [\d.]+ s \(tracing, XLA (off|compilation)[^)]*\)$", re.M)
+    r"first step [\d.]+ s \(tracing, XLA (off|compilation)[^)\n]*\)$", re.M)
 
 
 def assert_start_up_logged(output, traced="train step 1x"):
     """`output` (a pipeline's stdout) has one start-up line with its phases, and one
     compilation line saying the train step was traced `traced`."""
-    assert len(_START_UP_LINE.findall(output)) == 1, output[-3000:]
+    lines = [line for line in output.splitlines() if line.startswith("Start-up:")]
+    assert len(lines) == 1 and _START_UP_LINE.match(lines[0]), output[-3000:]
     compilation = [line for line in output.splitlines() if line.startswith("Compilation: ")]
     assert len(compilation) == 1 and "traced " in compilation[0] and \
         traced in compilation[0], compilation

@@ -156,6 +156,10 @@ def _run_step(config, key, state, state_path, resume):
 def run_demo(config):
     """Runs the demo of `config` (a `DemoConfig`); returns the state dict, whose
     `done` maps each step to its results. Prints each step and a summary."""
+    from keras_bert_app.training import startup
+
+    # The steps before pre-training are the demo's work: its start-up line says so.
+    startup.mark_imports_done()
     start = time.time()
     os.makedirs(config.output_dir, exist_ok=True)
     sizes = dataclasses.asdict(config.sizes)

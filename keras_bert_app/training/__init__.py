@@ -9,6 +9,7 @@ from keras_bert_app.training.distribution import (STRATEGIES, Distribution,
                                                   create_distribution, split_host_cpu)
 from keras_bert_app.training.keras_workarounds import prepare_for_distribution
 from keras_bert_app.training.optimizers import WarmupLinearDecay, create_optimizer
+from keras_bert_app.training.startup import mark_imports_done
 
 _LAZY = {"run_pretraining": "pretraining", "PretrainingRunConfig": "pretraining",
          "run_classifier": "classification", "ClassifierRunConfig": "classification",

@@ -8,13 +8,15 @@ step's end prints one line:
     Start-up: first step 31.2 s after launch: imports 7.9 s, data 3.1 s, model 4.0 s,
     first step 16.2 s (tracing, XLA off)
 
-Phases are measured on the wall clock from the previous mark; "imports" runs from the
-process's start (read from /proc on Linux, else from this module's import) to this
-module's import (which imports Keras and its backend), and "before the run" from
-there to the run's `begin()` when that took 0.1 s or more: the work a script did
-first (the demo's earlier steps, a user's own code), which is not an import. A second
-run in the same process (tests, notebooks) reports its own phases from its own
-`begin()`, without either.
+Phases are measured on the wall clock from the previous mark. The first run of a
+process starts at the process's start (read from /proc on Linux, else this module's
+import): "imports" runs to the run's `begin()` (in a pipeline: the interpreter, the
+frameworks, the library and the flags), or, where the program said when its imports
+ended (`mark_imports_done()`, as the demo does before its first step), to that mark,
+and "before the run" from there to `begin()`: the program's own work first (the
+demo's vocabulary and data steps), which is not an import. A second run in the same
+process (tests, notebooks) reports its own phases from its own `begin()`, without
+either.
 """
 
 import os
@@ -26,7 +28,8 @@ import keras
 _MODULE_IMPORTED = time.time()
 _first_run = True
 _log = None
-# A shorter time between the imports and the run (flag parsing) counts as imports.
+_imports_done = None  # mark_imports_done()'s time
+# A shorter time between the marked end of the imports and the run counts as imports.
 BEFORE_THE_RUN_SHOWN = 0.1
 
 
@@ -48,10 +51,10 @@ def process_start_time():
 class StartupLog:
     """The phases of one run's start-up: `[(name, seconds)]` in order."""
 
-    def __init__(self, started, imports=None):
+    def __init__(self, started, imports=None, now=None):
         self.started = started  # when the run (or, with imports, the process) began
         self.phases = [] if imports is None else [("imports", imports)]
-        self._last = time.time()
+        self._last = time.time() if now is None else now  # the phases add up
 
     def mark(self, name):
         """Ends the phase `name` now (seconds since the previous mark)."""
@@ -68,21 +71,31 @@ class StartupLog:
                 + (f" ({detail})" if detail else ""))
 
 
+def mark_imports_done():
+    """Says that this program's imports are over (the first call counts): a first run
+    that begins later reports the time in between as "before the run", not as
+    imports. For programs that do their own work before a run (the demo's first
+    steps, a user's script)."""
+    global _imports_done
+    if _imports_done is None:
+        _imports_done = time.time()
+
+
 def begin():
     """Starts a run's start-up log; the first run of a process counts its imports."""
     global _first_run, _log
     now = time.time()
     if _first_run:
-        started = process_start_time()
-        imported = min(max(started, _MODULE_IMPORTED), now)
+        started = min(process_start_time(), now)
+        imported = now if _imports_done is None else min(max(started, _imports_done), now)
         if now - imported < BEFORE_THE_RUN_SHOWN:
-            imported = now  # flag parsing and the like: counted with the imports
-        _log = StartupLog(started, imports=imported - started)
+            imported = now
+        _log = StartupLog(started, imports=imported - started, now=now)
         if now > imported:
             _log.phases.append(("before the run", now - imported))
         _first_run = False
     else:
-        _log = StartupLog(now)
+        _log = StartupLog(now, now=now)
     return _log
 
 

@@ -78,11 +78,15 @@ def test_the_exported_model_answers_in_a_tensorflow_only_process(demo_runs):
 
 def test_a_killed_demo_resumes_fine_tuning_from_its_checkpoint(demo_runs):
     assert "[5/8]" in demo_runs["killed"] and "Summary" not in demo_runs["killed"]
+    # Pre-training's start-up line keeps the demo's vocabulary and data steps apart
+    # from the imports.
+    first = [line for line in demo_runs["killed"].splitlines()
+             if line.startswith("Start-up:")][0]
+    assert "after launch: imports " in first and ", before the run " in first, first
     resumed = demo_runs["resumed"]
     assert resumed.count("already done: reusing it") == 4  # steps 1-4
     assert "Resuming at step 40" in resumed
-    # Its start-up line keeps the reused steps apart from the imports.
-    assert_start_up_logged(resumed)
+    assert_start_up_logged(resumed)  # fine-tuning's, the only run of this process
     assert "━━ Summary" in resumed and USER_SENTENCE in resumed
 
 
