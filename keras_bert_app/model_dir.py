@@ -13,7 +13,7 @@ import numpy as np
 from keras_bert_app import names
 from keras_bert_app.config import BertConfig
 from keras_bert_app.files import model_dir_files, removed_on_failure
-from keras_bert_app.layers.initializers import (IncompleteWeights, load_every_weight,
+from keras_bert_app.layers.initializers import (load_error_reason, load_every_weight,
                                                  weights_set_after)
 from keras_bert_app.models import (BertClassifier, BertEncoder, BertMultipleChoice,
                                    BertPretrainer, BertSpanLabeler, BertTokenClassifier)
@@ -139,11 +139,6 @@ def _write_model_dir(output_dir, model, vocab_file, text_config, task_config,
         with removed_on_failure(partial):
             write(partial)
         os.replace(partial, os.path.join(output_dir, name))
-
-
-def _why(load_error):
-    """`load_every_weight`'s error without the file the caller's message names."""
-    return load_error.reason if isinstance(load_error, IncompleteWeights) else load_error
 
 
 def _link_or_copy(source, target):
@@ -316,7 +311,7 @@ def load_classifier(model_dir, dtype=None, with_preprocessor=True, sequence_leng
         load_every_weight(classifier, weights_file)
     except ValueError as e:
         raise ValueError(f"{weights_file} does not hold the weights of the classifier "
-                         f"{task_file} describes: {_why(e)}") from None
+                         f"{task_file} describes: {load_error_reason(e)}") from None
     return classifier
 
 
@@ -396,7 +391,7 @@ def load_task_model(model_dir, task, dtype=None):
         load_every_weight(model, weights_file)
     except ValueError as e:
         raise ValueError(f"{weights_file} does not hold the weights of the {what} model "
-                         f"{task_file} describes: {_why(e)}") from None
+                         f"{task_file} describes: {load_error_reason(e)}") from None
     return model, recorded
 
 

@@ -55,8 +55,12 @@ class IncompleteWeights(ValueError):
         super().__init__(f"{path} {reason}")
         self.path, self.reason = path, reason
 
-    def __reduce__(self):  # pickled across processes with both arguments
-        return type(self), (self.path, self.reason)
+
+def load_error_reason(error):
+    """`load_every_weight`'s error as text for a message that names the file
+    already: an `IncompleteWeights`' reason, else the error (Keras' own name a
+    layer, not the file)."""
+    return error.reason if isinstance(error, IncompleteWeights) else str(error)
 
 
 def load_every_weight(model, path, objects_to_skip=None, require_optimizer=False):

@@ -14,7 +14,7 @@ import os
 import re
 
 from keras_bert_app.files import removed_on_failure
-from keras_bert_app.layers.initializers import IncompleteWeights, load_every_weight
+from keras_bert_app.layers.initializers import load_error_reason, load_every_weight
 
 CHECKPOINT_INDEX = "checkpoint.json"
 # Keras' `save_weights` leaves out the states of the layers' `SeedGenerator`s
@@ -128,9 +128,7 @@ class CheckpointManager:
                                   if optimizer is not None else None)
             _restore_seed_states(model, path)
         except Exception as error:  # a file from another model: say which and why
-            # IncompleteWeights' message starts with the file this one names already.
-            reason = (error.reason if isinstance(error, IncompleteWeights)
-                      else str(error)).rstrip(". ")
+            reason = load_error_reason(error).rstrip(". ")
             raise ValueError(f"Cannot resume from {path}: {reason}. Was this model_dir "
                              "written by a run with another configuration?") from error
         return step
